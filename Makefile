@@ -1,0 +1,62 @@
+# synthguard: `make repro` runs the pipeline, `make test` runs every test.
+# Both create .venv and install the pinned stack first (CPU-only torch, no CUDA wheels).
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(CURDIR)/$(VENV)/bin
+PIP    := $(BIN)/python -m pip
+RUN    := PATH="$(BIN):$$PATH"
+MLFLOW_PORT ?= 5000
+
+# Offline and telemetry-free wherever the project runs.
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := 1
+export DVC_NO_ANALYTICS := 1
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export HF_EVALUATE_OFFLINE := 1
+export SYNTHGUARD_SAMPLE_DIR ?= $(abspath $(CURDIR)/../shared/data/amazon_reviews_2023)
+
+.PHONY: install install-dev models repro test ui bench lock clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# torch goes first, alone, so that no later resolution can pull a CUDA build.
+$(VENV)/.installed: pyproject.toml requirements.lock | $(BIN)/python
+	$(PIP) install --quiet -c requirements.lock torch==2.13.0
+	$(PIP) install --quiet -c requirements.lock -e .
+	@! $(PIP) list 2>/dev/null | grep -qi '^nvidia-' || (echo "error: CUDA wheels were installed; torch must be the CPU build" >&2; exit 1)
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PIP) install --quiet -c requirements.lock -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+models: install
+	$(RUN) python -m stages.base_models --models-dir models/base
+
+repro: install models
+	$(RUN) dvc repro
+
+test: install-dev
+	$(RUN) python -m pytest
+
+bench: install
+	$(RUN) python benchmarks/bench_extract.py
+
+ui: install
+	$(RUN) mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlflow.db" \
+		--default-artifact-root "$(CURDIR)/mlartifacts" --host 127.0.0.1 --port $(MLFLOW_PORT)
+
+lock: install-dev
+	$(PIP) freeze --exclude-editable | grep -v '^synthguard' > requirements.lock.new
+	(sed -n '1,2p' requirements.lock; cat requirements.lock.new) > requirements.lock.tmp
+	mv requirements.lock.tmp requirements.lock; rm requirements.lock.new
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,1 @@
+"""synthguard: privacy-preserving synthetic review data, as a DVC + MLflow pipeline."""

@@ -1,0 +1,94 @@
+"""End to end: `dvc repro` and `dvc exp run` in a temporary copy of the project, quick profile."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.e2e
+
+
+def _run(cmd: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=1500)
+    assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+    return done
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, sample_dir) -> tuple[Path, dict]:
+    """A git copy of the tracked project files, with the quick profile as params.yaml."""
+    dest = tmp_path_factory.mktemp("project") / "synthguard"
+    tracked = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True)
+    for rel in tracked.stdout.split():
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    quick = (ROOT / "tests" / "params.quick.yaml").read_text().replace("SAMPLE_DIR", str(sample_dir))
+    (dest / "params.yaml").write_text(quick)
+    (dest / "dvc.lock").unlink(missing_ok=True)
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}  # the copy's own store
+    env.update(
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
+        MLFLOW_DISABLE_TELEMETRY="true",
+        GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.invalid",
+        GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.invalid",
+    )
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
+        _run(cmd, dest, env)
+    return dest, env
+
+
+def _mlflow_runs(project: Path) -> list[dict]:
+    with sqlite3.connect(project / "mlflow.db") as db:
+        runs = db.execute("select run_uuid, name, status from runs").fetchall()
+        tags = db.execute("select run_uuid, key, value from tags").fetchall()
+    out = []
+    for run_id, name, status in runs:
+        out.append({"name": name, "status": status, "tags": {k: v for r, k, v in tags if r == run_id}})
+    return out
+
+
+def test_dvc_repro_runs_the_pipeline(project):
+    dest, env = project
+    _run(["dvc", "repro"], dest, env)
+    for split in ("train", "val", "test"):
+        assert (dest / "data" / "extracted" / f"{split}.parquet").is_file()
+    assert (dest / "data" / "extracted" / "rejects.jsonl").is_file()
+    metrics = json.loads((dest / "metrics" / "extract.json").read_text())
+    assert metrics["rows_read"] == 1500
+    assert metrics["rows_read"] == (
+        metrics["rows_kept"] + metrics["rows_rejected"] + metrics["rows_duplicate"] + metrics["rows_filtered"]
+    )
+    runs = {run["name"]: run for run in _mlflow_runs(dest)}
+    extract = runs["extract"]
+    assert extract["status"] == "FINISHED"
+    assert extract["tags"]["stage"] == "extract"
+    assert len(extract["tags"]["git_commit"]) == 40
+    assert extract["tags"]["pipeline_id"]
+    assert len(extract["tags"]["input_hash.reviews"]) == 64
+
+    # Nothing changed: a second repro reruns only the fingerprint guard.
+    second = _run(["dvc", "repro"], dest, env)
+    assert "Stage 'extract' didn't change, skipping" in second.stdout
+
+
+def test_dvc_exp_run_overrides_and_lists_metrics(project):
+    dest, env = project
+    _run(["dvc", "exp", "run", "-n", "cap300", "-S", "extract.max_rows=300"], dest, env)
+    shown = json.loads(_run(["dvc", "exp", "show", "--json"], dest, env).stdout)
+    text = json.dumps(shown)
+    assert "cap300" in text and "rows_kept" in text
+    metrics = json.loads((dest / "metrics" / "extract.json").read_text())
+    assert metrics["rows_read"] == 300
+    names = [run["tags"].get("dvc_exp_name") for run in _mlflow_runs(dest) if run["name"] == "extract"]
+    assert "cap300" in names

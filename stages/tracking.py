@@ -163,3 +163,81 @@ def _flatten(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
+def _pyfunc_class():
+    """Build the pyfunc wrapper class lazily, so that importing this module stays cheap."""
+    import importlib
+
+    import mlflow.pyfunc
+
+    class StagePyfunc(mlflow.pyfunc.PythonModel):
+        """Serves a stage's plain model class: `Class.load(artifacts) -> obj`, `obj.predict(frame)`."""
+
+        def __init__(self, loader: str):
+            self.loader = loader
+            self.model_ = None
+
+        def load_context(self, context):
+            module, name = self.loader.split(":")
+            self.model_ = getattr(importlib.import_module(module), name).load(dict(context.artifacts))
+
+        def predict(self, context, model_input, params=None):
+            return self.model_.predict(model_input)
+
+    return StagePyfunc
+
+
+def log_registered_model(
+    *,
+    loader: str,
+    artifacts: Mapping[str, str | Path],
+    registered_name: str,
+    tags: Mapping[str, Any],
+    input_example: Any = None,
+) -> str:
+    """Log a pyfunc model in the active run, register it, tag the version, alias it `candidate`.
+
+    `loader` is "module:Class" for a class with `load(artifacts: dict) -> model` and
+    `model.predict(frame)`. Returns the new registered version.
+    """
+    import mlflow
+
+    info = mlflow.pyfunc.log_model(
+        name="model",
+        python_model=_pyfunc_class()(loader),
+        artifacts={k: str(v) for k, v in artifacts.items()},
+        registered_model_name=registered_name,
+        input_example=input_example,
+    )
+    version = str(info.registered_model_version)
+    client = mlflow.MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(registered_name, version, key, str(value))
+    client.set_registered_model_alias(registered_name, "candidate", version)
+    return version
+
+
+def set_model_alias(registered_name: str, alias: str, version: str) -> None:
+    """Point `alias` at `version` of a registered model."""
+    import mlflow
+
+    mlflow.MlflowClient().set_registered_model_alias(registered_name, alias, version)
+
+
+def model_version_by_alias(registered_name: str, alias: str) -> str | None:
+    """The version an alias points at, or None when the alias is unset."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(mlflow.MlflowClient().get_model_version_by_alias(registered_name, alias).version)
+    except MlflowException:
+        return None
+
+
+def load_registered_model(uri: str):
+    """Load a registered pyfunc model, e.g. 'models:/review-rating-classifier@candidate'."""
+    import mlflow.pyfunc
+
+    return mlflow.pyfunc.load_model(uri)

@@ -54,6 +54,12 @@ def test_pipeline_id_prefers_the_environment(monkeypatch):
     assert tracking.pipeline_id() != tracking.pipeline_id()  # outside DVC each call is its own execution
 
 
+def _runs() -> list:
+    """Runs in this test's own store (mlflow keeps the last URI it was given as global state)."""
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    return mlflow.search_runs(experiment_names=["synthguard"], output_format="list")
+
+
 def _params_file(tmp_path: Path, **changes) -> Path:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["extract"].update(reviews=str(FIXTURES / "reviews_small.jsonl"), meta=str(FIXTURES / "meta_small.jsonl"),
@@ -72,7 +78,7 @@ def test_extract_cli_records_an_mlflow_run_without_record_text(tmp_path, monkeyp
                          "--rejects", str(out / "rejects.jsonl"), "--metrics", str(tmp_path / "m.json")])
     assert code == 0
     metrics = json.loads((tmp_path / "m.json").read_text())
-    (run,) = mlflow.search_runs(experiment_names=["synthguard"], output_format="list")
+    (run,) = _runs()
     assert run.info.run_name == "extract" and run.info.status == "FINISHED"
     tags = run.data.tags
     assert tags["stage"] == "extract" and tags["dvc_exp_name"] == "exp-test" and tags["pipeline_id"] == "pipe-1"
@@ -92,7 +98,7 @@ def test_cli_reports_user_errors_with_exit_code_2(tmp_path, capsys):
     code = run_cli(extract_main, ["--no-mlflow", "--params", str(params), "--out-dir", str(tmp_path / "o")])
     assert code == 2
     assert "error: extract.reviews: 10 of 18 lines" in capsys.readouterr().err
-    assert not mlflow.search_runs(experiment_names=["synthguard"], output_format="list")
+    assert not _runs()
 
 
 def test_cli_help_documents_inputs_and_outputs(capsys):

@@ -92,3 +92,13 @@ def test_dvc_exp_run_overrides_and_lists_metrics(project):
     assert metrics["rows_read"] == 300
     names = [run["tags"].get("dvc_exp_name") for run in _mlflow_runs(dest) if run["name"] == "extract"]
     assert "cap300" in names
+
+
+def test_dvc_exp_run_temp_logs_into_the_project_store(project):
+    """A --temp run executes in .dvc/tmp/exps/...; its MLflow run must land in the project's store."""
+    dest, env = project
+    _run(["dvc", "exp", "run", "--temp", "-n", "tempcap", "-S", "extract.max_rows=200"], dest, env)
+    runs = [run for run in _mlflow_runs(dest) if run["tags"].get("dvc_exp_name") == "tempcap"]
+    assert len(runs) == 1 and runs[0]["status"] == "FINISHED"
+    assert runs[0]["tags"]["dvc_exp_baseline_rev"]
+    assert not list((dest / ".dvc" / "tmp").rglob("mlflow.db"))  # no stray store inside the temp copy

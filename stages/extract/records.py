@@ -11,7 +11,7 @@ import html
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -33,8 +33,6 @@ REJECT_REASONS = (
 )
 
 _BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
-_SPACES = re.compile(r"[^\S\n]+")
-_NEWLINES = re.compile(r" ?\n[\n ]*")
 _PRICE = re.compile(r"\d[\d,]*(?:\.\d+)?")
 
 
@@ -47,9 +45,12 @@ class RecordRejected(Exception):
         self.detail = detail
 
 
-@dataclass(frozen=True, slots=True)
-class Review:
-    """One validated, cleaned review, before metadata join and split assignment."""
+class Review(NamedTuple):
+    """One validated, cleaned review, before metadata join and split assignment.
+
+    A NamedTuple rather than a frozen dataclass: one is built per line, and a frozen
+    dataclass's __init__ costs several times more.
+    """
 
     review_id: str
     digest: int  # 64-bit content hash, for exact-duplicate detection
@@ -66,15 +67,30 @@ class Review:
 
 
 def clean_text(text: str) -> str:
-    """Turn HTML line breaks and entities into text and normalise whitespace."""
+    """Turn HTML line breaks and entities into text and normalise whitespace.
+
+    Runs of spaces, tabs and other Unicode spaces become one space, lines are trimmed,
+    and runs of blank lines become one blank line (a paragraph break).
+    """
     if "<" in text:
         text = _BR.sub("\n", text)
     if "&" in text:
         text = html.unescape(text)
-    text = _SPACES.sub(" ", text)
-    if "\n" in text:
-        text = _NEWLINES.sub(lambda m: "\n\n" if m.group().count("\n") > 1 else "\n", text)
-    return text.strip()
+    # isprintable() is False for any whitespace but the ASCII space: most reviews need nothing more.
+    if text.isprintable() and "  " not in text:
+        return text.strip()
+    lines: list[str] = []
+    blank = False
+    for line in text.splitlines():
+        line = " ".join(line.split())
+        if not line:
+            blank = True
+            continue
+        if blank and lines:
+            lines.append("")
+        lines.append(line)
+        blank = False
+    return "\n".join(lines)
 
 
 def load_object(line: bytes) -> dict[str, Any]:

@@ -180,7 +180,15 @@ def run_extract(params: ExtractParams, *, seed: int, out_dir: Path, rejects_path
     return ExtractResult(metrics=_metrics(acc, seconds, bytes_read), input_hashes=hashes)
 
 
-def _spool_or_write(stream, params, seed, acc, rejects, writers, scratch):
+def _spool_or_write(
+    stream: SourceStream,
+    params: ExtractParams,
+    seed: int,
+    acc: _Accounting,
+    rejects: _RejectLog,
+    writers: _SplitWriters,
+    scratch: Path,
+) -> tuple[Path, set[str]] | None:
     """Read all review chunks; join-free runs write splits directly, otherwise spool and collect keys."""
     seen = _SeenDigests()
     spool_writer, keys = None, set()
@@ -201,7 +209,9 @@ def _spool_or_write(stream, params, seed, acc, rejects, writers, scratch):
     return None if spool_writer is None else (spool_path, keys)
 
 
-def _review_chunks(stream: SourceStream, params: ExtractParams, acc: _Accounting, rejects) -> Iterator[list[Review]]:
+def _review_chunks(
+    stream: SourceStream, params: ExtractParams, acc: _Accounting, rejects: _RejectLog
+) -> Iterator[list[Review]]:
     chunk: list[Review] = []
     for line_no, line in enumerate(stream, 1):
         if not line.strip():
@@ -245,7 +255,14 @@ def _join_keys(table: pa.Table) -> list[str | None]:
     return [p or a for p, a in zip(table["parent_asin"].to_pylist(), table["asin"].to_pylist())]
 
 
-def _write_final(table, lookup: dict[str, ProductMeta] | None, params, seed, acc, writers: _SplitWriters) -> None:
+def _write_final(
+    table: pa.Table,
+    lookup: dict[str, ProductMeta] | None,
+    params: ExtractParams,
+    seed: int,
+    acc: _Accounting,
+    writers: _SplitWriters,
+) -> None:
     """Join metadata, apply the category filter, assign splits and write."""
     n = table.num_rows
     metas = [None] * n if lookup is None else [lookup.get(k) for k in _join_keys(table)]

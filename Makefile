@@ -18,7 +18,7 @@ export HF_DATASETS_OFFLINE := 1
 export HF_EVALUATE_OFFLINE := 1
 export SYNTHGUARD_SAMPLE_DIR ?= $(abspath $(CURDIR)/../shared/data/amazon_reviews_2023)
 
-.PHONY: install install-dev models repro test ui bench lock clean
+.PHONY: install install-dev models repro repro-sample test ui bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ models: install
 
 repro: install models
 	$(RUN) dvc repro
+
+# Offline: the pipeline on the shared Electronics sample (it has no metadata file), run as
+# a DVC experiment; this rewrites extract.reviews and extract.meta in params.yaml.
+repro-sample: install models
+	$(RUN) dvc exp run -S "extract.reviews=$(SYNTHGUARD_SAMPLE_DIR)/Electronics.10k.jsonl.gz" -S extract.meta=null
 
 test: install-dev
 	$(RUN) python -m pytest

@@ -1,0 +1,137 @@
+"""CLI: python -m stages.synthesize [--train F] [--val F] [--out F] [--generator-dir D] ..."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from stages._cli import run_cli, stage_parser, tracked_stage
+from stages.io import commit_files, file_sha256, read_table, staging_dir, write_json
+from stages.params import as_flat_dict, load_section
+
+DESCRIPTION = """\
+Fit SDV on the structured columns and LoRA-fine-tune the base LM (DP-SGD unless
+synthesize.dp.enabled is false) on the anonymized training split, then generate
+synthetic review records and drop the ones the privacy filters flag.
+
+inputs:   the anonymized train and val splits
+outputs:  the synthetic Parquet file, the generator folder (adapter, tokenizer, config,
+          canaries), the tabular folder (SDV synthesizer), the metrics file
+Nothing is moved into place unless the whole run succeeds."""
+
+
+def build_parser():
+    parser = stage_parser("synthesize", DESCRIPTION)
+    parser.add_argument("--train", type=Path, default=Path("data/anonymized/train.parquet"), help="default: %(default)s")
+    parser.add_argument("--val", type=Path, default=Path("data/anonymized/val.parquet"), help="default: %(default)s")
+    parser.add_argument("--out", type=Path, default=Path("data/synthetic/reviews.parquet"), help="default: %(default)s")
+    parser.add_argument("--generator-dir", type=Path, default=Path("models/generator"), help="default: %(default)s")
+    parser.add_argument("--tabular-dir", type=Path, default=Path("models/tabular"), help="default: %(default)s")
+    parser.add_argument("--metrics", type=Path, default=Path("metrics/synthesize.json"), help="default: %(default)s")
+    parser.add_argument("--plots-dir", type=Path, default=Path("metrics/plots"), help="default: %(default)s")
+    return parser
+
+
+def _loss_plot(losses: list[float], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(range(1, len(losses) + 1), losses, lw=1)
+    ax.set_xlabel("step")
+    ax.set_ylabel("train loss (per token)")
+    ax.set_title("synthesize: generator fine-tuning")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import pyarrow.parquet as pq
+
+    from stages.synthesize import SynthesizeParams, run_synthesize
+    from stages.synthesize.core import to_arrow
+    from stages.synthesize.filters import anonymizer_analyzer
+
+    args = build_parser().parse_args(argv)
+    params, seed = load_section(args.params, "synthesize", SynthesizeParams)
+    train, val = read_table(args.train), read_table(args.val)
+    analyzer = anonymizer_analyzer(params.filters.pii_entities, params.filters.pii_score_threshold)
+    with tracked_stage("synthesize", args, {**as_flat_dict(params, "synthesize"), "seed": seed}) as run:
+        run.set_tags({"input_hash.train": file_sha256(args.train), "input_hash.val": file_sha256(args.val)})
+        result = run_synthesize(train, val, params, seed=seed, analyzer=analyzer)
+        with staging_dir(args.out.parent / "synthesize") as scratch:
+            staged_out = scratch / "reviews.parquet"
+            pq.write_table(to_arrow(result.records), staged_out)
+            gen_dir, tab_dir = scratch / "generator", scratch / "tabular"
+            result.generator.save(gen_dir)
+            (gen_dir / "canaries.json").write_text(json.dumps(result.canaries, indent=2) + "\n")
+            tab_dir.mkdir()
+            result.tabular.save(tab_dir / "synthesizer.pkl")
+            plot = scratch / "synthesize_loss.png"
+            if result.loss_curve:
+                _loss_plot(result.loss_curve, plot)
+            moves = {staged_out: args.out}
+            moves.update(_tree_moves(gen_dir, args.generator_dir))
+            moves.update(_tree_moves(tab_dir, args.tabular_dir))
+            if plot.exists():
+                moves[plot] = args.plots_dir / "synthesize_loss.png"
+            for target in (args.generator_dir, args.tabular_dir):
+                _clear(target)
+            commit_files(moves)
+        write_json(args.metrics, result.metrics)
+        run.log_metrics(result.metrics)
+        if result.loss_curve:
+            run.log_artifact(args.plots_dir / "synthesize_loss.png", "plots")
+        _register(args, result)
+    m = result.metrics
+    eps = "off (non-private baseline)" if not m["dp_enabled"] else f"{m['epsilon']:.3f} (target {m['target_epsilon']:g}, delta {m['delta']:g}, unit {m['privacy_unit']})"
+    print(
+        f"synthesize: {m['records_written']} of {m['generated_requested']} records written "
+        f"(parse {m['dropped_parse']}, exact {m['dropped_exact_match']}, n-gram {m['dropped_ngram_overlap']}, "
+        f"PII {m['dropped_pii']} dropped); DP epsilon {eps}; val loss {m['val_loss']:.3f} "
+        f"(base {m['val_loss_base']:.3f}); {m['seconds']['total']:.0f}s"
+    )
+    return 0
+
+
+def _tree_moves(src: Path, dst: Path) -> dict[Path, Path]:
+    return {f: dst / f.relative_to(src) for f in sorted(src.rglob("*")) if f.is_file()}
+
+
+def _clear(directory: Path) -> None:
+    """Remove a previous run's folder so that no stale file survives next to the new ones."""
+    import shutil
+
+    if directory.exists():
+        shutil.rmtree(directory)
+
+
+def _register(args, result) -> None:
+    """Log the generator as the registered model `review-generator`, tagged with its privacy."""
+    if args.no_mlflow:
+        return
+    from stages.tracking import log_registered_model
+
+    m = result.metrics
+    log_registered_model(
+        loader="stages.synthesize.generator:ReviewGenerator",
+        artifacts={"generator": args.generator_dir},
+        registered_name="review-generator",
+        tags={
+            "epsilon": m["epsilon"] if m["dp_enabled"] else "none (non-private)",
+            "delta": m["delta"],
+            "privacy_unit": m["privacy_unit"],
+            "dp_enabled": m["dp_enabled"],
+            "noise_multiplier": m["noise_multiplier"],
+            "base_model": result.generator.config["base_model"],
+        },
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

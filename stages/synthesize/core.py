@@ -1,0 +1,249 @@
+"""run_synthesize: anonymized records in, synthetic records and the models that made them out.
+
+1. SDV learns the structured columns of the training split.
+2. The training reviews are prepared: bounded to k per user (unit=user), capped at
+   max_train_rows, checked against min_train_rows, and the canaries are planted.
+3. LoRA adapters on the base LM are fine-tuned on them, with DP-SGD unless disabled.
+4. N structured rows are sampled; the LM writes each one's title and body.
+5. The privacy filters drop memorised and PII-bearing texts; every drop is counted.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from stages.errors import PipelineInputError, SchemaError, SynthguardError
+from stages.schema import COLUMNS, RECORD_SCHEMA
+from stages.synthesize.canaries import insert_canaries, make_canaries
+from stages.synthesize.dp import bound_contributions, train_lora, unit_index
+from stages.synthesize.filters import Analyzer, MemorisationFilter, pii_findings
+from stages.synthesize.generator import ReviewGenerator, attach_lora, base_checksum, generator_config
+from stages.synthesize.params import SynthesizeParams
+from stages.synthesize.tabular import TabularModel, fit_tabular
+from stages.synthesize.text import Encoded, control_prefix, encode_examples, format_example, held_out_loss, load_base
+
+SYNTHETIC_SPLIT = "synthetic"
+
+
+class GenerationError(SynthguardError):
+    """Generation produced no usable synthetic record."""
+
+
+@dataclass
+class SynthesizeResult:
+    """The synthetic records, the fitted models, the canaries, and the metrics."""
+
+    records: pd.DataFrame
+    generator: ReviewGenerator
+    tabular: TabularModel
+    canaries: list[dict]
+    metrics: dict
+    loss_curve: list[float]
+
+
+def _check_columns(frame: pd.DataFrame, name: str) -> None:
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise SchemaError(f"the {name} split lacks column(s) {missing}; it must follow stages.schema.RECORD_SCHEMA.")
+
+
+def prepare_training(train: pd.DataFrame, params: SynthesizeParams, *, seed: int) -> tuple[pd.DataFrame, list[dict], dict]:
+    """Bound per user, cap, check the minimum, plant canaries; returns rows, canaries, counts."""
+    gen, dp = params.generator, params.dp
+    counts = {"train_rows_input": len(train)}
+    rows = train.reset_index(drop=True)
+    if dp.unit == "user":
+        keep = bound_contributions(rows["user_id"].astype(str).to_numpy(), dp.max_reviews_per_user, seed)
+        counts["rows_dropped_user_bound"] = len(rows) - len(keep)
+        rows = rows.iloc[keep].reset_index(drop=True)
+    else:
+        counts["rows_dropped_user_bound"] = 0
+    if gen.max_train_rows is not None and len(rows) > gen.max_train_rows:
+        counts["rows_dropped_max_train_rows"] = len(rows) - gen.max_train_rows
+        rows = rows.sample(n=gen.max_train_rows, random_state=seed).reset_index(drop=True)
+    else:
+        counts["rows_dropped_max_train_rows"] = 0
+    if len(rows) < gen.min_train_rows:
+        raise PipelineInputError(
+            f"only {len(rows)} usable training reviews (of {len(train)} in the train split) but "
+            f"synthesize.generator.min_train_rows is {gen.min_train_rows}; provide more data or lower min_train_rows."
+        )
+    counts["train_rows_real"] = len(rows)
+    canaries = make_canaries(params.canaries, seed=seed)
+    if canaries:
+        planted = insert_canaries(rows.iloc[:0], canaries, seed=seed)
+        if dp.unit == "user":
+            planted = planted.groupby("user_id", sort=False).head(dp.max_reviews_per_user)
+        for canary in canaries:
+            canary["copies_in_training"] = int((planted["user_id"] == canary["user_id"]).sum())
+        rows = pd.concat([rows, planted], ignore_index=True).sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    counts["canary_rows"] = sum(c["copies_in_training"] for c in canaries)
+    counts["train_rows_used"] = len(rows)
+    return rows, canaries, counts
+
+
+def encode_records(tokenizer, frame: pd.DataFrame, max_len: int) -> Encoded:
+    """Encode record-schema rows as training examples."""
+    pairs = [
+        format_example(control_prefix(r.rating, r.main_category, len(r.text)), r.title, r.text)
+        for r in frame.itertuples(index=False)
+    ]
+    prompts, completions = zip(*pairs) if pairs else ((), ())
+    return encode_examples(tokenizer, prompts, completions, max_len)
+
+
+def run_synthesize(train: pd.DataFrame, val: pd.DataFrame, params: SynthesizeParams, *, seed: int,
+                   analyzer: Analyzer) -> SynthesizeResult:
+    """Pure: fit SDV and the (DP) generator on `train`, generate, filter; nothing is written."""
+    import torch
+
+    _check_columns(train, "train")
+    _check_columns(val, "val")
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+    start = clock
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = round(now - clock, 3)
+        clock = now
+
+    rows, canaries, counts = prepare_training(train, params, seed=seed)
+    tabular = fit_tabular(train, params.tabular, seed=seed)
+    lap("tabular_fit")
+
+    torch.manual_seed(seed)
+    base, tokenizer = load_base(params.generator.base_model, seed=seed)
+    checksum = base_checksum(base, params.generator.base_model)
+    lap("load_base")
+
+    gen = params.generator
+    encoded = encode_records(tokenizer, rows, gen.max_seq_len)
+    val_rows = val.sample(n=min(gen.eval_rows, len(val)), random_state=seed) if len(val) else val
+    val_encoded = encode_records(tokenizer, val_rows, gen.max_seq_len)
+    before = held_out_loss(base, val_encoded, gen.batch_size) if len(val_rows) else None
+    model = attach_lora(base, gen)
+    units = unit_index(rows["user_id"].astype(str).to_numpy(), params.dp.unit)
+    lap("prepare")
+
+    with tqdm(desc="synthesize: fine-tune", unit="step", disable=None) as bar:
+        trained = train_lora(model, encoded, units, gen, params.dp, seed=seed, progress=bar)
+    lap("train")
+    after = held_out_loss(model, val_encoded, gen.batch_size) if len(val_rows) else None
+    lap("eval")
+
+    privacy = trained.privacy
+    generator = ReviewGenerator(
+        model, tokenizer,
+        generator_config(gen, params.generation, base_sha256=checksum, seed=seed, base_seed=seed, privacy=privacy),
+    )
+    n = params.generation.n_records
+    controls = tabular.sample(n, seed=seed)
+    with tqdm(total=n, desc="synthesize: generate", unit="record", disable=None) as bar:
+        written = generator.write(controls, params.generation, seed=seed, progress=bar)
+    gen_seconds = time.perf_counter() - clock
+    lap("generate")
+
+    records, filter_counts = _filter_and_assemble(controls, written, tabular, rows, params, analyzer)
+    lap("filter")
+    if records.empty:
+        raise GenerationError(
+            f"generation produced no usable record: of {n} requested, {written['failed']} failed to parse "
+            f"after {params.generation.max_attempts} attempts and {sum(filter_counts['dropped'].values())} "
+            "were dropped by the privacy filters. Train longer (generator.epochs), raise generation.max_attempts "
+            "or generation.max_new_tokens, or check the base model."
+        )
+    timings["total"] = round(time.perf_counter() - start, 3)
+
+    losses = trained.losses
+    head = losses[: max(1, min(10, len(losses) // 10 or 1))]
+    tail = losses[-max(1, min(10, len(losses) // 10 or 1)) :]
+    metrics = {
+        **{k: v for k, v in privacy.items() if k not in ("unit",)},
+        "epsilon": privacy["epsilon"] if privacy["dp_enabled"] else None,
+        "privacy_unit": privacy["unit"],
+        "max_reviews_per_user": params.dp.max_reviews_per_user if params.dp.unit == "user" else None,
+        **counts,
+        "canaries": len(canaries),
+        "train_examples_seen": trained.examples_seen,
+        "train_loss_start": float(np.mean(head)) if losses else None,
+        "train_loss_end": float(np.mean(tail)) if losses else None,
+        "val_rows": len(val_rows),
+        "val_loss_base": before["loss"] if before else None,
+        "val_loss": after["loss"] if after else None,
+        "val_perplexity": after["perplexity"] if after else None,
+        "generated_requested": n,
+        "parse_failures": written["parse_failures"],
+        "dropped_parse": written["failed"],
+        **{f"dropped_{k}": v for k, v in filter_counts["dropped"].items()},
+        "pii_entities_found": filter_counts["pii_entities"],
+        "records_written": len(records),
+        "generated_tokens": written["tokens"],
+        "generation_tokens_per_second": round(written["tokens"] / max(gen_seconds, 1e-9), 2),
+        "seconds": timings,
+    }
+    return SynthesizeResult(records, generator, tabular, canaries, metrics, losses)
+
+
+def _filter_and_assemble(controls, written, tabular, rows, params, analyzer) -> tuple[pd.DataFrame, dict]:
+    """Drop memorised and PII-bearing texts, count each drop, and build record-schema rows."""
+    filters = params.filters
+    memo = MemorisationFilter(rows["text"], n=filters.ngram_n, max_overlap=filters.max_ngram_overlap)
+    dropped = {"exact_match": 0, "ngram_overlap": 0, "pii": 0}
+    entity_counts: dict[str, int] = {}
+    candidates = []
+    for i, text in enumerate(written["texts"]):
+        if text is None:
+            continue  # counted as dropped_parse
+        if "title_chars" in tabular.null_columns_:
+            written["titles"][i] = None  # the data has no titles: never invent one
+        reason = memo.reason(text)  # bodies only: short titles ("Great product") repeat innocently
+        if reason:
+            dropped[reason] += 1
+        else:
+            candidates.append(i)
+    found = pii_findings(
+        [f"{written['titles'][i] or ''}\n{written['texts'][i]}" for i in candidates], analyzer,
+        entities=filters.pii_entities, threshold=filters.pii_score_threshold,
+    )
+    keep = []
+    for i, entities in zip(candidates, found):
+        if entities:
+            dropped["pii"] += 1
+            for entity in entities:
+                entity_counts[entity] = entity_counts.get(entity, 0) + 1
+        else:
+            keep.append(i)
+    kept = controls.iloc[keep].reset_index(drop=True)
+    records = pd.DataFrame({
+        "review_id": [f"syn-{j}" for j in range(len(keep))],
+        "user_id": None,
+        "parent_asin": None,
+        "asin": None,
+        "rating": kept["rating"].astype("int8"),
+        "title": [written["titles"][i] for i in keep],
+        "text": [written["texts"][i] for i in keep],
+        "timestamp": pd.to_datetime(kept["timestamp"]).dt.tz_localize("UTC"),
+        "helpful_vote": kept["helpful_vote"].astype("Int32"),
+        "verified_purchase": kept["verified_purchase"].astype("boolean"),
+        "n_images": kept["n_images"].fillna(0).astype("int32"),
+        "product_title": None,
+        "main_category": kept["main_category"].astype(object),
+        "price": kept["price"].astype("Float64"),
+        "split": SYNTHETIC_SPLIT,
+    }, columns=list(COLUMNS))
+    return records, {"dropped": dropped, "pii_entities": entity_counts}
+
+
+def to_arrow(records: pd.DataFrame):
+    """The synthetic records as an Arrow table with the record schema."""
+    import pyarrow as pa
+
+    frame = records.astype(object).where(records.notna(), None)
+    return pa.Table.from_pandas(frame, schema=RECORD_SCHEMA, preserve_index=False)

@@ -1,0 +1,194 @@
+"""LoRA fine-tuning with Opacus DP-SGD, at record or user level, and the non-private baseline.
+
+One loop serves both privacy units. Every training example belongs to a unit (itself
+for `record`, its user for `user`). A step Poisson-samples units (each independently
+with probability q = batch_size / n_units), runs every example of the sampled units,
+and lets Opacus compute per-example gradients of the LoRA weights. Those are summed
+into one gradient per unit before Opacus clips, averages and noises them, so the
+clipping bound, the sampling and hence the accountant's (epsilon, delta) are all per
+unit. With `user` each user keeps at most k reviews (see `bound_contributions`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from stages.errors import PrivacyBudgetError
+from stages.synthesize.params import DPParams, GeneratorParams
+from stages.synthesize.text import Encoded, per_example_loss
+
+
+def bound_contributions(user_ids, k: int, seed: int) -> np.ndarray:
+    """Indices of the rows kept when each user contributes at most k (a random k of theirs)."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(user_ids))
+    seen: dict = {}
+    keep = []
+    for i in order:
+        uid = user_ids[i]
+        if seen.get(uid, 0) < k:
+            seen[uid] = seen.get(uid, 0) + 1
+            keep.append(i)
+    return np.sort(np.asarray(keep, dtype=np.int64))
+
+
+def unit_index(user_ids, unit: str) -> np.ndarray:
+    """Dense unit id per example: the row itself for `record`, the user for `user`."""
+    if unit == "record":
+        return np.arange(len(user_ids), dtype=np.int64)
+    _, inverse = np.unique(np.asarray(user_ids, dtype=object).astype(str), return_inverse=True)
+    return inverse.astype(np.int64)
+
+
+def noise_for_target(dp: DPParams, *, sample_rate: float, steps: int) -> float:
+    """The smallest noise multiplier whose accountant epsilon is at most the target."""
+    from opacus.accountants.utils import get_noise_multiplier
+
+    try:
+        return float(
+            get_noise_multiplier(
+                target_epsilon=dp.target_epsilon,
+                target_delta=dp.delta,
+                sample_rate=sample_rate,
+                steps=steps,
+                accountant=dp.accountant,
+            )
+        )
+    except ValueError as exc:
+        raise PrivacyBudgetError(
+            f"synthesize.dp.target_epsilon={dp.target_epsilon:g} cannot be reached with delta={dp.delta:g}, "
+            f"sample rate {sample_rate:.4g} and {steps} steps ({exc}). Raise target_epsilon, or lower "
+            "generator.epochs or generator.batch_size, or use more training rows."
+        ) from exc
+
+
+@dataclass
+class TrainResult:
+    """What fine-tuning reports: loss curve, step count and the accountant's figures."""
+
+    losses: list[float] = field(default_factory=list)
+    steps: int = 0
+    seconds: float = 0.0
+    examples_seen: int = 0
+    privacy: dict = field(default_factory=dict)
+
+
+def _lora_params(model):
+    return [p for n, p in model.named_parameters() if p.requires_grad]
+
+
+def train_lora(model, encoded: Encoded, units: np.ndarray, gen: GeneratorParams, dp: DPParams, *,
+               seed: int, progress=None) -> TrainResult:
+    """Fine-tune the trainable (LoRA) parameters in place; DP-SGD when dp.enabled."""
+    import torch
+
+    n_units = int(units.max()) + 1 if len(units) else 0
+    members = [[] for _ in range(n_units)]
+    for row, unit in enumerate(units):
+        members[unit].append(row)
+    q = min(1.0, gen.batch_size / n_units)
+    steps_per_epoch = max(1, int(round(1 / q)))
+    steps = max(1, int(math.ceil(gen.epochs * steps_per_epoch)))
+    params = _lora_params(model)
+    optimizer = torch.optim.AdamW(params, lr=gen.learning_rate, weight_decay=0.0)
+    generator = torch.Generator().manual_seed(seed)
+    result = TrainResult()
+
+    if dp.enabled:
+        if dp.delta >= 1.0 / n_units:
+            raise PrivacyBudgetError(
+                f"synthesize.dp.delta={dp.delta:g} is not below 1/{n_units} (one over the number of privacy "
+                f"units, unit={dp.unit}); such a delta allows leaking a whole unit. Lower delta."
+            )
+        from opacus import GradSampleModule
+        from opacus.accountants import create_accountant
+        from opacus.optimizers import DPOptimizer
+        from opacus.utils.uniform_sampler import UniformWithReplacementSampler
+
+        sigma = noise_for_target(dp, sample_rate=q, steps=steps)
+        net = GradSampleModule(model, loss_reduction="mean")
+        optimizer = DPOptimizer(
+            optimizer,
+            noise_multiplier=sigma,
+            max_grad_norm=dp.max_grad_norm,
+            expected_batch_size=gen.batch_size if q < 1 else n_units,
+            loss_reduction="mean",
+            generator=generator,
+        )
+        accountant = create_accountant(dp.accountant)
+        optimizer.attach_step_hook(accountant.get_optimizer_hook_fn(sample_rate=q))
+        sampler = UniformWithReplacementSampler(num_samples=n_units, sample_rate=q, generator=generator)
+        batches = (b for _ in range(math.ceil(steps / steps_per_epoch)) for b in sampler)
+    else:
+        net, sigma, accountant = model, 0.0, None
+        rng = np.random.default_rng(seed)
+        batches = (
+            perm[i : i + gen.batch_size].tolist()
+            for _ in range(math.ceil(steps / steps_per_epoch) + 1)
+            for perm in [rng.permutation(n_units)]
+            for i in range(0, n_units, gen.batch_size)
+        )
+
+    net.train()
+    start = time.perf_counter()
+    for step, sampled in zip(range(steps), batches):
+        rows = [r for u in sampled for r in members[u]]
+        optimizer.zero_grad(set_to_none=True)
+        if rows:
+            idx = torch.tensor(rows)
+            loss, _ = per_example_loss(net, encoded.input_ids[idx], encoded.attention_mask[idx], encoded.labels[idx])
+            loss.mean().backward()
+            result.losses.append(float(loss.detach().mean()))
+            result.examples_seen += len(rows)
+        if dp.enabled:
+            _per_unit_grad_samples(params, rows, units, sampled)
+        elif not rows:
+            continue
+        optimizer.step()
+        result.steps += 1
+        if progress is not None:
+            progress.update(1)
+    result.seconds = time.perf_counter() - start
+
+    if dp.enabled:
+        epsilon = float(accountant.get_epsilon(delta=dp.delta))
+        if epsilon > dp.target_epsilon + 1e-9:
+            raise PrivacyBudgetError(
+                f"the accountant reports epsilon={epsilon:.4f} above the target {dp.target_epsilon:g}; "
+                "this should not happen: report it, and lower the epochs meanwhile."
+            )
+        net.remove_hooks()  # generation must not pay for (or accumulate) per-sample gradients
+        result.privacy = {
+            "dp_enabled": True, "epsilon": epsilon, "target_epsilon": dp.target_epsilon, "delta": dp.delta,
+            "noise_multiplier": sigma, "sample_rate": q, "steps": result.steps, "max_grad_norm": dp.max_grad_norm,
+            "accountant": dp.accountant, "unit": dp.unit, "n_units": n_units,
+        }
+    else:
+        result.privacy = {
+            "dp_enabled": False, "epsilon": math.inf, "target_epsilon": None, "delta": None,
+            "noise_multiplier": 0.0, "sample_rate": q, "steps": result.steps, "max_grad_norm": None,
+            "accountant": None, "unit": dp.unit, "n_units": n_units,
+        }
+    return result
+
+
+def _per_unit_grad_samples(params, rows, units, sampled) -> None:
+    """Sum Opacus' per-example gradients into one per sampled unit, so that clipping is per unit."""
+    import torch
+
+    if not rows:
+        # An empty Poisson batch still takes a (pure-noise) step, as the accounting assumes.
+        for p in params:
+            p.grad_sample = torch.zeros((0, *p.shape), dtype=p.dtype)
+        return
+    slot = {u: i for i, u in enumerate(sampled)}
+    index = torch.tensor([slot[int(units[r])] for r in rows])
+    for p in params:
+        gs = p.grad_sample
+        per_unit = torch.zeros((len(sampled), *p.shape), dtype=gs.dtype)
+        per_unit.index_add_(0, index, gs)
+        p.grad_sample = per_unit

@@ -1,0 +1,117 @@
+"""The `synthesize:` section of params.yaml."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from stages.errors import ParamsError
+from stages.params import bounded
+
+TINY_LLAMA = "tiny-llama"  # base_model value for the test model built in code (quick profile)
+
+
+@dataclass(frozen=True)
+class TabularParams:
+    """The SDV model of the structured columns."""
+
+    synthesizer: Literal["gaussian_copula", "ctgan"]  # GaussianCopula is fast; CTGAN is a GAN
+    ctgan_epochs: int = bounded(min=1, max=10_000)  # used only by ctgan
+
+
+@dataclass(frozen=True)
+class GeneratorParams:
+    """The causal LM and its LoRA fine-tuning."""
+
+    base_model: str  # path to a .gguf file, an HF id / local dir, or "tiny-llama" (built in code)
+    lora_r: int = bounded(min=1, max=256)
+    lora_alpha: float = bounded(min=0.0)
+    lora_dropout: float = bounded(min=0.0, max=0.9)
+    target_modules: tuple[str, ...]  # Linear layer names that get adapters, e.g. q_proj, v_proj
+    lora_last_layers: int = bounded(min=0)  # adapters only on the top N decoder layers (0: all); backprop stops there
+    learning_rate: float = bounded(min=0.0, max=1.0)
+    epochs: float = bounded(min=0.01, max=100.0)  # passes over the privacy units (DP: expected passes)
+    batch_size: int = bounded(min=1, max=4096)  # (expected, under Poisson sampling) units per step
+    max_seq_len: int = bounded(min=16, max=4096)  # tokens per training example, prefix included
+    max_train_rows: int | None = bounded(min=1)  # sample at most this many training reviews; null: all
+    min_train_rows: int = bounded(min=1)  # fewer usable training reviews than this is an error
+    eval_rows: int = bounded(min=1)  # real val reviews for held-out loss and perplexity
+
+    def __post_init__(self):
+        if not self.target_modules:
+            raise ParamsError("target_modules: give at least one module name, e.g. [q_proj, v_proj]")
+
+
+@dataclass(frozen=True)
+class DPParams:
+    """DP-SGD (Opacus) on the LoRA parameters."""
+
+    enabled: bool  # false: the non-private baseline (plain SGD), and the metrics say so
+    unit: Literal["record", "user"]  # the privacy unit the (epsilon, delta) guarantee is about
+    max_reviews_per_user: int = bounded(min=1)  # unit=user: each user contributes at most this many reviews
+    target_epsilon: float = bounded(min=0.0)
+    delta: float = bounded(min=0.0, max=1.0)
+    max_grad_norm: float = bounded(min=0.0)  # per-unit clipping bound
+    accountant: Literal["rdp", "prv"]
+
+    def __post_init__(self):
+        for name in ("target_epsilon", "delta", "max_grad_norm"):
+            if getattr(self, name) <= 0:
+                raise ParamsError(f"{name}: must be positive")
+        if self.delta >= 1:
+            raise ParamsError("delta: must be below 1 (and well below 1/number of privacy units)")
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """Sampling of synthetic records."""
+
+    n_records: int = bounded(min=1)
+    batch_size: int = bounded(min=1, max=1024)
+    max_title_tokens: int = bounded(min=1, max=256)
+    max_new_tokens: int = bounded(min=1, max=4096)  # review body
+    temperature: float = bounded(min=0.01, max=10.0)
+    top_p: float = bounded(min=0.01, max=1.0)
+    max_attempts: int = bounded(min=1, max=20)  # a record that fails to parse is regenerated this often, then dropped
+    min_text_chars: int = bounded(min=1)  # shorter generated bodies count as parse failures
+
+
+@dataclass(frozen=True)
+class FilterParams:
+    """Post-generation privacy filters; every drop is counted."""
+
+    ngram_n: int = bounded(min=2, max=64)  # word n-gram length for overlap with training texts
+    max_ngram_overlap: float = bounded(min=0.0, max=1.0)  # drop above this share of n-grams seen in training
+    pii_entities: tuple[str, ...]  # Presidio entities whose presence drops a text
+    pii_score_threshold: float = bounded(min=0.0, max=1.0)
+
+    def __post_init__(self):
+        if not self.pii_entities:
+            raise ParamsError("pii_entities: list the entities to detect, e.g. [PERSON, PHONE_NUMBER]")
+
+
+@dataclass(frozen=True)
+class CanaryParams:
+    """Audit canaries: unique fake secret records inserted into the training split."""
+
+    enabled: bool
+    count: int = bounded(min=0, max=10_000)  # canaries per entry of `repeats`
+    repeats: tuple[int, ...]  # each canary is inserted this many times, e.g. [1, 10]
+
+    def __post_init__(self):
+        if any(r < 1 for r in self.repeats):
+            raise ParamsError("repeats: every entry must be at least 1")
+        if self.enabled and (self.count == 0 or not self.repeats):
+            raise ParamsError("count: enabled canaries need count >= 1 and a non-empty repeats list")
+
+
+@dataclass(frozen=True)
+class SynthesizeParams:
+    """Synthetic records: SDV for the structured columns, a DP-fine-tuned LM for title and text."""
+
+    tabular: TabularParams
+    generator: GeneratorParams
+    dp: DPParams
+    generation: GenerationParams
+    filters: FilterParams
+    canaries: CanaryParams

@@ -241,3 +241,31 @@ def load_registered_model(uri: str):
     import mlflow.pyfunc
 
     return mlflow.pyfunc.load_model(uri)
+
+
+def latest_version_tagged(registered_name: str, key: str, value: str) -> str | None:
+    """The newest version of a registered model whose tag `key` equals `value`, or None."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        versions = mlflow.MlflowClient().search_model_versions(f"name = '{registered_name}'")
+    except MlflowException:
+        return None
+    tagged = [int(v.version) for v in versions if (v.tags or {}).get(key) == value]
+    return str(max(tagged)) if tagged else None
+
+
+def stage_run_metrics(stage: str) -> list[dict[str, Any]]:
+    """Metrics and tags of every finished run of one stage in the project's store (for cross-run plots)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri(project_root()))
+    experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+    if experiment is None:
+        return []
+    runs = mlflow.MlflowClient().search_runs(
+        [experiment.experiment_id], filter_string=f"tags.stage = '{stage}' and attributes.status = 'FINISHED'"
+    )
+    return [{"run_id": r.info.run_id, "start_time": r.info.start_time, "tags": dict(r.data.tags),
+             "metrics": dict(r.data.metrics)} for r in runs]

@@ -1,0 +1,59 @@
+"""`python -m stages.evaluate frontier`: the privacy–utility frontier across evaluate runs in the MLflow store."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from stages.io import atomic_path
+
+
+def frontier_points(runs: Sequence[dict]) -> pd.DataFrame:
+    """One row per evaluate run: its name, epsilon (NaN: non-private), utility ratio, MIA AUC, DCR share.
+
+    Runs are named by their DVC experiment where they have one; a later run of the same
+    experiment replaces an earlier one.
+    """
+    rows = []
+    for run in sorted(runs, key=lambda r: r["start_time"]):
+        m, tags = run["metrics"], run["tags"]
+        ratio = m.get("utility.ratio.lora.macro_f1", m.get("utility.ratio.tfidf.macro_f1"))
+        rows.append({
+            "name": tags.get("dvc_exp_name") or run["run_id"][:8],
+            "epsilon": m.get("privacy.epsilon") if m.get("privacy.dp_enabled", 1.0) else None,
+            "utility_ratio": ratio,
+            "tfidf_ratio": m.get("utility.ratio.tfidf.macro_f1"),
+            "mia_auc": m.get("privacy.mia.auc"),
+            "dcr_share": m.get("privacy.dcr.embedding.dcr_share"),
+            "gate_passed": m.get("gate.passed"),
+        })
+    frame = pd.DataFrame(rows, columns=["name", "epsilon", "utility_ratio", "tfidf_ratio", "mia_auc", "dcr_share",
+                                        "gate_passed"])
+    return frame.drop_duplicates("name", keep="last").reset_index(drop=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the frontier table and draw it to a PNG (and the table to CSV)."""
+    from stages.evaluate.report import frontier_figure
+    from stages.tracking import stage_run_metrics
+
+    parser = argparse.ArgumentParser(prog="python -m stages.evaluate frontier", description=__doc__)
+    parser.add_argument("--output", type=Path, default=Path("metrics/frontier.png"), help="default: %(default)s")
+    parser.add_argument("--table", type=Path, default=Path("metrics/frontier.csv"), help="default: %(default)s")
+    args = parser.parse_args(argv)
+    points = frontier_points(stage_run_metrics("evaluate"))
+    if points.empty:
+        print("frontier: no finished evaluate run in the MLflow store yet; run `dvc repro` or a sweep first.")
+        return 1
+    fig = frontier_figure(points)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(args.output) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+    with atomic_path(args.table) as tmp:
+        points.to_csv(tmp, index=False)
+    print(points.to_string(index=False))
+    print(f"frontier: {len(points)} run(s); figure {args.output}, table {args.table}")
+    return 0

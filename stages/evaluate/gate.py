@@ -1,0 +1,71 @@
+"""The privacy gate: checks on the run's metrics, and the `champion` alias it moves when all hold."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from stages.evaluate.params import GateParams
+
+GENERATOR = "review-generator"
+CLASSIFIER = "review-rating-classifier"
+
+
+@dataclass
+class GateResult:
+    """Each check's outcome (name -> (passed, observed value, the limit in words))."""
+
+    checks: dict[str, tuple[bool, float | None, str]] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        """True when every check holds."""
+        return all(ok for ok, _, _ in self.checks.values())
+
+    @property
+    def failed(self) -> list[str]:
+        """Names of the checks that do not hold."""
+        return [name for name, (ok, _, _) in self.checks.items() if not ok]
+
+    def metrics(self) -> dict[str, float | int]:
+        """Flat gate.* metrics: 1/0 per check and overall."""
+        out: dict[str, float | int] = {"gate.passed": int(self.passed), "gate.failed_checks": len(self.failed)}
+        out.update({f"gate.{name}": int(ok) for name, (ok, _, _) in self.checks.items()})
+        return out
+
+
+def check_gate(metrics: Mapping[str, object], gate: GateParams) -> GateResult:
+    """Apply the gate's thresholds to evaluate's flat metrics; a missing measurement fails its check."""
+    result = GateResult()
+
+    def at_most(name: str, key: str, limit: float) -> None:
+        value = metrics.get(key)
+        ok = isinstance(value, (int, float)) and value == value and value <= limit
+        result.checks[name] = (bool(ok), value, f"<= {limit:g}")
+
+    epsilon = metrics.get("privacy.epsilon")
+    if metrics.get("privacy.dp_enabled") is False or epsilon is None:
+        result.checks["epsilon"] = (False, None, f"<= {gate.max_epsilon:g} (the generator is not private)")
+    else:
+        at_most("epsilon", "privacy.epsilon", gate.max_epsilon)
+    at_most("canary_leaks", "privacy.canary.verbatim_total", gate.max_canary_leaks)
+    at_most("mia_auc", "privacy.mia.auc", gate.max_mia_auc)
+    share = metrics.get("privacy.dcr.embedding.dcr_share")
+    ok = isinstance(share, (int, float)) and gate.dcr_share_min <= share <= gate.dcr_share_max
+    result.checks["dcr_share"] = (bool(ok), share, f"in [{gate.dcr_share_min:g}, {gate.dcr_share_max:g}]")
+    at_most("residual_pii", "privacy.pii.records_with_pii", gate.max_residual_pii)
+    return result
+
+
+def promote(result: GateResult, *, versions: Mapping[str, str | None]) -> dict[str, str | None]:
+    """Move `champion` to the given versions when the gate passed; return where champion points after.
+
+    `versions` maps registered model name -> this run's version (its `candidate`). On a
+    failed gate, or with a version missing, nothing moves.
+    """
+    from stages.tracking import model_version_by_alias, set_model_alias
+
+    if result.passed and all(versions.values()):
+        for name, version in versions.items():
+            set_model_alias(name, "champion", str(version))
+    return {name: model_version_by_alias(name, "champion") for name in versions}

@@ -1,0 +1,200 @@
+"""metrics/report.html: one self-contained page (figures inlined as base64 PNGs) and plain-language verdicts."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from stages.evaluate.gate import GateResult
+
+# (label, synthetic key, real baseline key, which way is better)
+SUMMARY_ROWS = (
+    ("Fréchet embedding distance", "fidelity.text.frechet", "fidelity.text.frechet_baseline", "lower"),
+    ("MAUVE", "fidelity.text.mauve", "fidelity.text.mauve_baseline", "higher"),
+    ("Mean nearest-neighbour cosine to train", "fidelity.text.nn_cosine_mean", "fidelity.text.nn_cosine_baseline", "closer"),
+    ("Word-distribution JS divergence", "fidelity.text.word_js", "fidelity.text.word_js_baseline", "lower"),
+    ("Length KS statistic", "fidelity.text.length.ks", "fidelity.text.length.ks_baseline", "lower"),
+    ("Label fidelity (real classifier accuracy)", "fidelity.label.accuracy", "fidelity.label.real_test_accuracy", "higher"),
+    ("Texts with any quality problem", "fidelity.quality.synthetic.any_problem_share", "fidelity.quality.real.any_problem_share", "lower"),
+    ("Gibberish (out-of-vocabulary) word share", "fidelity.quality.synthetic.gibberish_share", "fidelity.quality.real.gibberish_share", "lower"),
+    ("SDMetrics quality score (structured)", "fidelity.structured.quality_score", None, "higher"),
+    ("DCR share, embeddings (0.5 = no memorisation)", "privacy.dcr.embedding.dcr_share", None, "0.5"),
+    ("DCR share, structured columns", "privacy.dcr.structured.dcr_share", None, "0.5"),
+    ("NNDR median (synthetic to train / to held-out)", "privacy.dcr.embedding.nndr_median", "privacy.dcr.embedding.nndr_holdout_median", "closer"),
+    ("Membership-inference AUC", "privacy.mia.auc", None, "0.5"),
+    ("MIA TPR at 1% FPR", "privacy.mia.tpr_at_1pct_fpr", None, "lower"),
+    ("Canary verbatim leaks", "privacy.canary.verbatim_total", None, "0"),
+    ("Canary exposure, mean (bits)", "privacy.canary.exposure_mean", "privacy.canary.exposure_ceiling", "lower"),
+    ("Anonymeter singling-out risk", "privacy.anonymeter.singling_out_risk", None, "lower"),
+    ("Anonymeter linkability risk", "privacy.anonymeter.linkability_risk", None, "lower"),
+    ("Anonymeter inference risk (worst column)", "privacy.anonymeter.inference_max_risk", None, "lower"),
+    ("Synthetic records with residual PII", "privacy.pii.records_with_pii", None, "0"),
+    ("LoRA classifier macro-F1 (synthetic-trained / real-trained)", "utility.synthetic.lora.macro_f1", "utility.real.lora.macro_f1", "higher"),
+    ("TF-IDF macro-F1 (synthetic-trained / real-trained)", "utility.synthetic.tfidf.macro_f1", "utility.real.tfidf.macro_f1", "higher"),
+    ("Feature-importance rank correlation", "utility.feature_rank_correlation", None, "higher"),
+    ("Top-k feature overlap", "utility.feature_topk_overlap", None, "higher"),
+)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return html.escape(str(value))
+
+
+def verdicts(m: Mapping[str, Any]) -> dict[str, str]:
+    """One plain-language sentence per area, from the numbers against their real baselines."""
+    out = {}
+    fd, fd0 = m.get("fidelity.text.frechet"), m.get("fidelity.text.frechet_baseline")
+    mauve = m.get("fidelity.text.mauve")
+    q = m.get("fidelity.structured.quality_score")
+    if fd is not None and fd0:
+        ratio = fd / fd0
+        feel = "close to" if ratio < 2 else "clearly different from" if ratio > 5 else "somewhat different from"
+        out["Fidelity"] = (
+            f"Synthetic texts are {feel} real ones: their embedding distance to the real train split is "
+            f"{ratio:.1f}× what a second real sample gives (MAUVE {_fmt(mauve)}, 1 = indistinguishable); "
+            f"the structured columns score {_fmt(q)} on SDMetrics' quality report."
+        )
+    share = m.get("privacy.dcr.embedding.dcr_share")
+    auc = m.get("privacy.mia.auc")
+    leaks = m.get("privacy.canary.verbatim_total")
+    eps = m.get("privacy.epsilon")
+    guarantee = f"a DP guarantee of ε = {eps:.3g} (δ = {m.get('privacy.delta')}, per {m.get('privacy.unit')})" \
+        if isinstance(eps, (int, float)) else "no differential-privacy guarantee (non-private generator)"
+    out["Privacy"] = (
+        f"The generator carries {guarantee}. Synthetic records are closest to a training record "
+        f"{_fmt(share)} of the time (0.5 means no closer to training than to unseen real data); the "
+        f"membership attack reaches AUC {_fmt(auc)} (0.5 = guessing); {_fmt(leaks)} canary field(s) leaked verbatim."
+    )
+    ratio = m.get("utility.ratio.lora.macro_f1")
+    tf = m.get("utility.ratio.tfidf.macro_f1")
+    if ratio is not None or tf is not None:
+        out["Utility"] = (
+            f"A rating classifier trained on synthetic data reaches {_fmt(ratio)} of the real-trained "
+            f"classifier's macro-F1 on real test data (TF-IDF baseline: {_fmt(tf)}); the two TF-IDF models "
+            f"rank features with Spearman ρ = {_fmt(m.get('utility.feature_rank_correlation'))}."
+        )
+    return out
+
+
+def png(fig) -> str:
+    """A matplotlib figure as a base64 data URI, closed afterwards."""
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def figures(plots: Mapping[str, pd.DataFrame], frontier: pd.DataFrame | None) -> dict[str, str]:
+    """The report's figures: distributions, NN similarity, canary exposure, privacy–utility."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = {}
+    dist = plots.get("distributions")
+    if dist is not None:
+        fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
+        for ax, feature in zip(axes, ("rating", "length")):
+            part = dist[dist["feature"] == feature]
+            x = range(len(part))
+            ax.bar([i - 0.2 for i in x], part["real"], width=0.4, label="real (train)")
+            ax.bar([i + 0.2 for i in x], part["synthetic"], width=0.4, label="synthetic")
+            ax.set_xticks(list(x), part["bucket"], rotation=45 if feature == "length" else 0, ha="right" if feature == "length" else "center", fontsize=7)
+            ax.set_title(f"{feature} distribution")
+            ax.set_ylabel("share")
+        axes[0].legend()
+        out["Real vs synthetic distributions"] = png(fig)
+    nn = plots.get("nn_similarity")
+    if nn is not None:
+        fig, ax = plt.subplots(figsize=(6, 3.4))
+        ax.plot(nn["similarity"], nn["synthetic_to_train"], label="synthetic → nearest train")
+        ax.plot(nn["similarity"], nn["test_to_train"], label="real test → nearest train")
+        ax.set_xlabel("cosine similarity to nearest real train text")
+        ax.set_ylabel("share")
+        ax.legend()
+        out["Nearest-neighbour similarity"] = png(fig)
+    exp = plots.get("canary_exposure")
+    if exp is not None and not exp.empty:
+        fig, ax = plt.subplots(figsize=(6, 3.4))
+        for r, group in exp.groupby("repeat"):
+            ax.scatter([r] * len(group), group["exposure"], label=f"inserted {r}×")
+        ax.axhline(exp["max_exposure"].max(), ls="--", c="grey", label="maximum (rank 1)")
+        ax.set_xlabel("times inserted in training")
+        ax.set_ylabel("exposure (bits)")
+        ax.legend(fontsize=7)
+        out["Canary exposure"] = png(fig)
+    if frontier is not None and not frontier.empty:
+        out["Privacy–utility frontier"] = png(frontier_figure(frontier))
+    return out
+
+
+def frontier_figure(points: pd.DataFrame):
+    """Utility ratio against epsilon; the non-private run (no epsilon) drawn at the right edge."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    private = points[points["epsilon"].notna()].sort_values("epsilon")
+    ax.plot(private["epsilon"], private["utility_ratio"], "o-", label="DP-SGD")
+    for _, row in private.iterrows():
+        ax.annotate(str(row.get("name", "")), (row["epsilon"], row["utility_ratio"]), fontsize=7)
+    public = points[points["epsilon"].isna()]
+    if not public.empty:
+        edge = (private["epsilon"].max() * 1.5) if not private.empty else 1.0
+        ax.scatter([edge] * len(public), public["utility_ratio"], marker="*", s=120, c="red", label="non-private")
+    ax.set_xlabel("ε (lower = more private)")
+    ax.set_ylabel("utility ratio (synthetic / real macro-F1)")
+    ax.legend()
+    return fig
+
+
+def render(metrics: Mapping[str, Any], gate: GateResult, plots: Mapping[str, pd.DataFrame],
+           champion: Mapping[str, str | None], frontier: pd.DataFrame | None = None) -> str:
+    """The whole report page."""
+    rows = "".join(
+        f"<tr><td>{html.escape(label)}</td><td>{_fmt(metrics.get(key))}</td>"
+        f"<td>{_fmt(metrics.get(base)) if base else '–'}</td><td>{html.escape(better)}</td></tr>"
+        for label, key, base, better in SUMMARY_ROWS if key in metrics
+    )
+    gate_rows = "".join(
+        f"<tr class='{'ok' if ok else 'bad'}'><td>{html.escape(name)}</td><td>{'pass' if ok else 'FAIL'}</td>"
+        f"<td>{_fmt(value)}</td><td>{html.escape(limit)}</td></tr>"
+        for name, (ok, value, limit) in gate.checks.items()
+    )
+    status = "PASSED: champion moved to this run's models" if gate.passed else \
+        f"FAILED ({', '.join(gate.failed)}): champion left where it was"
+    champ = ", ".join(f"{html.escape(k)} → {html.escape(str(v))}" for k, v in champion.items()) or "–"
+    verdict = "".join(f"<p><b>{html.escape(k)}.</b> {html.escape(v)}</p>" for k, v in verdicts(metrics).items())
+    figs = "".join(f"<h3>{html.escape(t)}</h3><img alt='{html.escape(t)}' src='{uri}'>"
+                   for t, uri in figures(plots, frontier).items())
+    everything = "".join(f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td></tr>" for k, v in sorted(metrics.items()))
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>synthguard evaluation report</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}
+table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px}}
+tr.ok td{{background:#e8f5e9}}tr.bad td{{background:#ffebee}}img{{max-width:100%}}</style></head><body>
+<h1>synthguard evaluation report</h1>
+<h2>Verdict</h2>{verdict}
+<h2>Privacy gate: {html.escape(status)}</h2>
+<table><tr><th>check</th><th>result</th><th>observed</th><th>required</th></tr>{gate_rows}</table>
+<p>champion after this run: {champ}</p>
+<h2>Summary against real baselines</h2>
+<table><tr><th>measure</th><th>synthetic</th><th>real baseline</th><th>better</th></tr>{rows}</table>
+<h2>Figures</h2>{figs}
+<h2>All metrics</h2><details><summary>show</summary><table>{everything}</table></details>
+</body></html>
+"""

@@ -1,0 +1,81 @@
+"""The generator's losses, for the membership-inference attack and the canaries' exposure.
+
+Both use the synthesize stage's own example format (`encode_records`), so a record is
+scored exactly as the generator saw it in training.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+
+def record_losses(model, tokenizer, frame: pd.DataFrame, *, max_len: int, batch_size: int, desc: str) -> np.ndarray:
+    """Mean token loss of each record's completion (title and body) under the generator."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from stages.synthesize.core import encode_records
+    from stages.synthesize.text import per_example_loss
+
+    out = np.empty(len(frame), dtype=np.float64)
+    model.eval()
+    with torch.no_grad():
+        for start in tqdm(range(0, len(frame), batch_size), desc=desc, unit="batch", disable=None):
+            enc = encode_records(tokenizer, frame.iloc[start : start + batch_size], max_len)
+            width = int(enc.attention_mask.sum(dim=1).max())  # drop all-padding columns: the model is slow
+            loss, _ = per_example_loss(model, enc.input_ids[:, :width], enc.attention_mask[:, :width],
+                                       enc.labels[:, :width])
+            out[start : start + len(loss)] = loss.double().numpy()
+    return out
+
+
+def canary_context(canary: dict) -> tuple[str, str]:
+    """(context, suffix template) of a canary's training example, split just before its secret.
+
+    The secret ends the text, so every candidate secret shares the context and only the
+    suffix `" <secret>."` differs; the context is run once and cached.
+    """
+    from stages.synthesize.text import control_prefix, format_example
+
+    prompt, completion = format_example(control_prefix(canary["rating"], None, len(canary["text"])),
+                                        canary["title"], canary["text"])
+    full = prompt + completion
+    cut = full.rindex(canary["secret"])
+    if full[cut - 1] == " ":
+        cut -= 1  # keep the space with the secret, as a tokenizer joins it to the next word
+    return full[:cut], full[cut:].replace(canary["secret"], "{secret}", 1)
+
+
+def suffix_losses(model, tokenizer, context: str, suffixes: Sequence[str], *, batch_size: int) -> np.ndarray:
+    """Summed negative log-likelihood of each suffix (+ eos) after a shared context, one KV cache for all."""
+    import torch
+    import torch.nn.functional as F
+
+    ctx = tokenizer(context, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    encoded = [tokenizer(s, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for s in suffixes]
+    out = np.empty(len(suffixes), dtype=np.float64)
+    model.eval()
+    with torch.no_grad():
+        first = model(input_ids=ctx, use_cache=True)
+        last_logits, cache = first.logits[:, -1:], first.past_key_values
+        for start in range(0, len(encoded), batch_size):
+            batch = encoded[start : start + batch_size]
+            width = max(len(b) for b in batch)
+            ids = torch.full((len(batch), width), tokenizer.pad_token_id, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for i, b in enumerate(batch):
+                ids[i, : len(b)] = torch.tensor(b)
+                mask[i, : len(b)] = 1
+            past = copy.deepcopy(cache)
+            past.batch_repeat_interleave(len(batch))
+            attention = torch.cat([torch.ones((len(batch), ctx.shape[1]), dtype=torch.long), mask], dim=1)
+            logits = model(input_ids=ids, attention_mask=attention, past_key_values=past, use_cache=True).logits
+            # Token 0 is predicted by the context's last position, token t by suffix position t-1.
+            logits = torch.cat([last_logits.expand(len(batch), -1, -1), logits[:, :-1]], dim=1)
+            nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)), ids.reshape(-1), reduction="none")
+            out[start : start + len(batch)] = (nll.view(ids.shape) * mask).sum(dim=1).double().numpy()
+    return out

@@ -25,7 +25,9 @@ or filtered, and the metrics show each count."""
 def build_parser():
     parser = stage_parser("extract", DESCRIPTION)
     parser.add_argument("--reviews", help="override extract.reviews: path or URL of the raw reviews")
-    parser.add_argument("--meta", help="override extract.meta: path or URL of the product metadata")
+    meta = parser.add_mutually_exclusive_group()
+    meta.add_argument("--meta", help="override extract.meta: path or URL of the product metadata")
+    meta.add_argument("--no-meta", action="store_true", help="override extract.meta with null: no metadata join")
     parser.add_argument("--out-dir", type=Path, default=Path("data/extracted"), help="default: %(default)s")
     parser.add_argument(
         "--rejects", type=Path, default=Path("data/extracted/rejects.jsonl"), help="default: %(default)s"
@@ -38,6 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     params, seed = load_section(args.params, "extract", ExtractParams)
     overrides = {k: v for k, v in (("reviews", args.reviews), ("meta", args.meta)) if v}
+    if args.no_meta:
+        overrides["meta"] = None
     params = dataclasses.replace(params, **overrides)
     with tracked_stage("extract", args, {**as_flat_dict(params, "extract"), "seed": seed}) as run:
         result = run_extract(params, seed=seed, out_dir=args.out_dir, rejects_path=args.rejects)

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from stages.errors import PipelineInputError
+
 
 def record_losses(model, tokenizer, frame: pd.DataFrame, *, max_len: int, batch_size: int, desc: str) -> np.ndarray:
     """Mean token loss of each record's completion (title and body) under the generator."""
@@ -44,6 +46,11 @@ def canary_context(canary: dict) -> tuple[str, str]:
     prompt, completion = format_example(control_prefix(canary["rating"], None, len(canary["text"])),
                                         canary["title"], canary["text"])
     full = prompt + completion
+    if not canary["secret"] or canary["secret"] not in full:
+        raise PipelineInputError(
+            f"canary {canary.get('canary_id')}: its secret does not occur in its text; the canaries file "
+            "(models/generator/canaries.json) is not what synthesize wrote - rerun synthesize."
+        )
     cut = full.rindex(canary["secret"])
     if full[cut - 1] == " ":
         cut -= 1  # keep the space with the secret, as a tokenizer joins it to the next word

@@ -27,8 +27,10 @@ def informative_columns(real: pd.DataFrame) -> list[str]:
 def sdmetrics_reports(real: pd.DataFrame, synthetic: pd.DataFrame, *, correlation_threshold: float,
                       association_threshold: float) -> dict[str, float]:
     """SDMetrics QualityReport (column shapes, pair trends) and DiagnosticReport scores with explicit metadata."""
-    from sdmetrics.reports.single_table.diagnostic_report import DiagnosticReport
-    from sdmetrics.reports.single_table.quality_report import QualityReport
+    with warnings.catch_warnings():  # the single-table reports are flagged deprecated but are the ones that fit
+        warnings.simplefilter("ignore", FutureWarning)
+        from sdmetrics.reports.single_table.diagnostic_report import DiagnosticReport
+        from sdmetrics.reports.single_table.quality_report import QualityReport
 
     cols = informative_columns(real)
     metadata = {"columns": {c: {"sdtype": SDV_COLUMNS[c]["sdtype"]} for c in cols}}

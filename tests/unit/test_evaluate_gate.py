@@ -1,0 +1,99 @@
+"""The privacy gate: its checks, and the champion alias on a real MLflow SQLite registry."""
+
+from __future__ import annotations
+
+import pytest
+
+from stages.errors import ParamsError
+from stages.evaluate.gate import CLASSIFIER, GENERATOR, check_gate, promote
+from stages.evaluate.params import GateParams
+from stages.params import parse_section
+
+GATE = GateParams(max_epsilon=8.0, max_canary_leaks=0, max_mia_auc=0.6, dcr_share_min=0.4, dcr_share_max=0.6,
+                  max_residual_pii=0)
+GOOD = {
+    "privacy.dp_enabled": True,
+    "privacy.epsilon": 4.0,
+    "privacy.canary.verbatim_total": 0,
+    "privacy.mia.auc": 0.52,
+    "privacy.dcr.embedding.dcr_share": 0.5,
+    "privacy.pii.records_with_pii": 0,
+}
+
+
+def test_all_checks_hold():
+    result = check_gate(GOOD, GATE)
+    assert result.passed and result.failed == []
+    assert result.metrics()["gate.passed"] == 1
+    assert set(result.checks) == {"epsilon", "canary_leaks", "mia_auc", "dcr_share", "residual_pii"}
+
+
+@pytest.mark.parametrize(
+    ("change", "failed"),
+    [
+        ({"privacy.epsilon": 9.0}, ["epsilon"]),  # budget above the maximum
+        ({"privacy.dp_enabled": False, "privacy.epsilon": None}, ["epsilon"]),  # non-private generator
+        ({"privacy.canary.verbatim_total": 1}, ["canary_leaks"]),  # one canary field leaked
+        ({"privacy.mia.auc": 0.61}, ["mia_auc"]),  # attack too successful
+        ({"privacy.dcr.embedding.dcr_share": 0.9}, ["dcr_share"]),  # memorisation
+        ({"privacy.dcr.embedding.dcr_share": 0.1}, ["dcr_share"]),  # below the range too
+        ({"privacy.pii.records_with_pii": 2}, ["residual_pii"]),  # PII in synthetic texts
+        ({"privacy.mia.auc": None}, ["mia_auc"]),  # not measured: fails, never passes by default
+        ({"privacy.mia.auc": float("nan")}, ["mia_auc"]),  # NaN is not a measurement
+        ({"privacy.mia.auc": 0.9, "privacy.pii.records_with_pii": 1}, ["mia_auc", "residual_pii"]),  # two at once
+    ],
+)
+def test_each_failing_check_is_named(change, failed):
+    result = check_gate({**GOOD, **change}, GATE)
+    assert not result.passed
+    assert result.failed == failed
+    assert result.metrics()["gate.failed_checks"] == len(failed)
+
+
+def test_gate_params_refuse_an_empty_dcr_range():
+    raw = {"max_epsilon": 8.0, "max_canary_leaks": 0, "max_mia_auc": 0.6, "dcr_share_min": 0.7,
+           "dcr_share_max": 0.3, "max_residual_pii": 0}
+    with pytest.raises(ParamsError, match=r"evaluate.gate.dcr_share_min: 0.7 is above dcr_share_max 0.3"):
+        parse_section(raw, GateParams, "evaluate.gate")
+
+
+@pytest.fixture()
+def registry(tmp_path):
+    """Two registered models with versions 1 and 2 each, champion on 1, in this test's own SQLite store."""
+    import mlflow
+
+    from stages.tracking import set_model_alias, tracking_uri
+
+    mlflow.set_tracking_uri(tracking_uri(None))  # MLFLOW_TRACKING_URI: the per-test store (conftest)
+    client = mlflow.MlflowClient()
+    for name in (GENERATOR, CLASSIFIER):
+        client.create_registered_model(name)
+        for _ in range(2):
+            client.create_model_version(name, source=str(tmp_path))
+        set_model_alias(name, "champion", "1")
+        set_model_alias(name, "candidate", "2")
+    return client
+
+
+def test_a_passing_gate_moves_champion_to_the_candidates(registry):
+    after = promote(check_gate(GOOD, GATE), versions={GENERATOR: "2", CLASSIFIER: "2"})
+    assert after == {GENERATOR: "2", CLASSIFIER: "2"}
+
+
+def test_a_failing_gate_leaves_champion_where_it_was(registry):
+    after = promote(check_gate({**GOOD, "privacy.mia.auc": 0.8}, GATE), versions={GENERATOR: "2", CLASSIFIER: "2"})
+    assert after == {GENERATOR: "1", CLASSIFIER: "1"}
+
+
+def test_a_missing_version_moves_nothing(registry):
+    after = promote(check_gate(GOOD, GATE), versions={GENERATOR: "2", CLASSIFIER: None})
+    assert after == {GENERATOR: "1", CLASSIFIER: "1"}
+
+
+def test_latest_version_tagged_finds_the_synthetic_classifier(registry):
+    from stages.tracking import latest_version_tagged
+
+    registry.set_model_version_tag(CLASSIFIER, "1", "source", "synthetic")
+    registry.set_model_version_tag(CLASSIFIER, "2", "source", "real")
+    assert latest_version_tagged(CLASSIFIER, "source", "synthetic") == "1"
+    assert latest_version_tagged(CLASSIFIER, "source", "nothing") is None

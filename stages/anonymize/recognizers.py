@@ -1,0 +1,142 @@
+"""The recognizers: Presidio's where they fit the review formats, ours where it has none or misses.
+
+Every pattern that must not fold case says so inline with `(?-i:...)`, because Presidio
+compiles patterns with IGNORECASE.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from presidio_analyzer import EntityRecognizer, Pattern, PatternRecognizer
+from presidio_analyzer.predefined_recognizers import CreditCardRecognizer, EmailRecognizer, IpRecognizer
+
+from stages.anonymize.names import NameRecognizer
+
+
+@functools.lru_cache(maxsize=1)
+def offline_tld_extractor():
+    """A tldextract extractor that uses its bundled suffix list and never fetches one."""
+    import tldextract
+
+    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
+
+
+class OfflineEmailRecognizer(EmailRecognizer):
+    """Presidio's e-mail recognizer, validating domains with the offline suffix list."""
+
+    def validate_result(self, pattern_text: str) -> bool:  # noqa: D102
+        return offline_tld_extractor()(pattern_text).fqdn != ""
+
+
+class OrderNumberRecognizer(PatternRecognizer):
+    """Amazon order numbers: ###-#######-#######."""
+
+    PATTERNS = [
+        Pattern("amazon order", r"(?<![\w-])\d{3}-\d{7}-\d{7}(?![\w-])", 0.95),
+        Pattern("amazon order, spaced", r"(?<![\w-])\d{3} \d{7} \d{7}(?![\w-])", 0.85),
+        Pattern("amazon order, run together", r"(?<![\w-])\d{17}(?![\w-])", 0.5),
+    ]
+
+    def __init__(self):
+        super().__init__(supported_entity="ORDER_NUMBER", patterns=self.PATTERNS, name="OrderNumberRecognizer",
+                         context=["order"])
+
+
+class ReviewPhoneRecognizer(PatternRecognizer):
+    """Phone numbers as reviewers write them: North American, international (+CC) and national formats."""
+
+    PATTERNS = [
+        Pattern("north american", r"(?<![\w+\-.])(?:\+?1[ .\-]?)?(?:\(\d{3}\)|\d{3})[ .\-]?\d{3}[ .\-]\d{4}(?![\w\-])", 0.7),
+        Pattern("north american, digits", r"(?<![\w+\-.])(?:\+?1[ .\-]?)?(?:\(\d{3}\)[ ]?)\d{3}\d{4}(?![\w\-])", 0.7),
+        Pattern("international", r"(?<![\w+])\+\d{1,3}(?:[ .\-]?\(?0?\)?[ .\-]?)?(?:\(?\d{1,5}\)?[ .\-/]?){1,5}\d{2,6}(?![\w\-])", 0.75),
+        Pattern("uk national", r"(?<![\w+\-.])0\d{2,4}[ \-]\d{3,4}[ \-]?\d{3,4}(?![\w\-])", 0.6),
+        Pattern("uk mobile", r"(?<![\w+\-.])07\d{3}[ ]?\d{6}(?![\w\-])", 0.6),
+        Pattern("de national", r"(?<![\w+\-.])0\d{2,5}[ ]?/[ ]?\d{3,9}(?:-\d{1,5})?(?![\w\-])", 0.6),
+        Pattern("fr national", r"(?<![\w+\-.])0[1-9](?:[ .]\d{2}){4}(?![\w\-])", 0.65),
+        Pattern("in mobile", r"(?<![\w+\-.])[6-9]\d{4}[ \-]\d{5}(?![\w\-])", 0.55),
+    ]
+
+    def __init__(self):
+        super().__init__(supported_entity="PHONE_NUMBER", patterns=self.PATTERNS, name="ReviewPhoneRecognizer",
+                         context=["phone", "call", "text", "number", "tel", "mobile", "cell", "whatsapp"])
+
+    def validate_result(self, pattern_text: str) -> bool:  # noqa: D102
+        digits = [c for c in pattern_text if c.isdigit()]
+        return 7 <= len(digits) <= 15 and len(set(digits)) > 1
+
+
+_STREET_TYPES = (
+    "street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|place|pl|terrace|ter|way|"
+    "circle|cir|parkway|pkwy|highway|hwy|trail|trl|square|sq|loop|crescent|cres|close|row|walk|grove|"
+    "gardens|park|hill|hills|heights|ridge|run|path|pike|plaza|alley|crossing|point|pointe|view|"
+    "meadow|meadows|mews|green|rise|vale|wharf|estate|common|commons|mall|center|centre|junction|"
+    "expressway|freeway|turnpike|causeway|bypass|pass|bend|cove|creek|falls|fork|forks|harbor|island|"
+    "landing|mill|mills|orchard|spring|springs|station|summit|valley|village|ville|vista|well|wells"
+)
+_STREET_NAME_WORD = r"(?:[A-Z][A-Za-z'\-]*|\d{1,3}(?:st|nd|rd|th))"
+_UNIT = r"(?:,?[ ](?i:apt|apartment|suite|ste|unit|flat|#|no)\.?[ ]?#?\w{1,6})?"
+_CITY_ZIP = r"(?:,[ ][A-Z][a-z]+(?:[ ][A-Z][a-z]+){0,2}(?:,?[ ](?:[A-Z]{2}[ ]\d{5}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]?[ ]\d[A-Z]{2}))?)?"
+
+
+class StreetAddressRecognizer(PatternRecognizer):
+    """Street addresses: number, capitalised street name, street type, optional unit, city and ZIP/postcode."""
+
+    PATTERNS = [
+        Pattern(
+            "number street type",
+            rf"(?-i:(?<![\w\-.])(?:(?i:apt|flat|unit|suite)\.?[ ]?\d{{1,5}},?[ ])?\d{{1,6}}[A-Za-z]?[ ](?:[NSEW]\.?[ ]|(?:North|South|East|West)[ ])?"
+            rf"{_STREET_NAME_WORD}(?:[ ]{_STREET_NAME_WORD}){{0,3}}[ ](?i:{_STREET_TYPES})\b\.?{_UNIT}{_CITY_ZIP})",
+            0.75,
+        ),
+        Pattern(
+            "lower-case street name, capitalised type",
+            rf"(?-i:(?<![\w\-.])\d{{1,6}}[ ](?:[a-z][a-z'\-]+[ ]){{1,3}}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Place|Way|Terrace|Parkway)\b\.?{_UNIT})",
+            0.6,
+        ),
+        Pattern("po box", r"(?-i:\b[Pp]\.?[ ]?[Oo]\.?[ ]?(?i:box)[ ]\d{1,6}\b)", 0.7),
+    ]
+
+    def __init__(self):
+        super().__init__(supported_entity="STREET_ADDRESS", patterns=self.PATTERNS, name="StreetAddressRecognizer",
+                         context=["address", "live", "ship", "deliver"])
+
+
+_PROFILE_SITES = (
+    r"(?:facebook|fb|instagram|twitter|x|linkedin|youtube|tiktok|pinterest|reddit|github|medium|flickr|"
+    r"tumblr|soundcloud|twitch|vimeo|etsy|patreon|snapchat|threads|mastodon\.social|about\.me|linktr\.ee)"
+)
+_PATH = r"[^\s<>\"')\]]*[^\s<>\"')\].,;:!?]"
+
+
+class ReviewUrlRecognizer(PatternRecognizer):
+    """Links: any http(s) or www. link, bare domains with a path, and personal profile pages.
+
+    A bare domain without a path ("Amazon.com") names a shop, not a person, and stays.
+    """
+
+    PATTERNS = [
+        Pattern("profile", rf"(?<![\w@])(?:https?://)?(?:www\.|m\.)?{_PROFILE_SITES}\.com/{_PATH}", 0.9),
+        Pattern("scheme", rf"(?<![\w@])https?://{_PATH}", 0.7),
+        Pattern("www", rf"(?<![\w@/])www\.{_PATH}", 0.7),
+        Pattern("domain with path", rf"(?<![\w@/.])(?:[a-z0-9\-]+\.)+(?:com|net|org|io|co|uk|de|me|info|biz|us|ca|ly|gl|be)/{_PATH}", 0.6),
+    ]
+
+    def __init__(self):
+        super().__init__(supported_entity="URL", patterns=self.PATTERNS, name="ReviewUrlRecognizer")
+
+
+def build_recognizers(entities: tuple[str, ...]) -> list[EntityRecognizer]:
+    """The pattern and dictionary recognizers for `entities` (the NER one is added by the engine)."""
+    all_recognizers = [
+        OfflineEmailRecognizer(),
+        CreditCardRecognizer(),
+        IpRecognizer(),
+        OrderNumberRecognizer(),
+        ReviewPhoneRecognizer(),
+        StreetAddressRecognizer(),
+        ReviewUrlRecognizer(),
+        NameRecognizer(),
+    ]
+    wanted = set(entities)
+    return [r for r in all_recognizers if wanted & set(r.supported_entities)]

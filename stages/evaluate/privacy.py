@@ -55,7 +55,7 @@ def dcr_metrics(synthetic: np.ndarray, train: np.ndarray, holdout: np.ndarray, *
         "dcr_holdout_median": float(np.median(d_hold[:, 0])),
         "dcr_train_p05": float(np.quantile(d_train[:, 0], 0.05)),
         "dcr_share": float(closer.mean()),
-        "exact_copies": int((d_train[:, 0] <= 1e-9).sum()),
+        "exact_copies": int((d_train[:, 0] <= 1e-6).sum()),  # float32 cosine of a copy is ~1e-7, not 0
         "nndr_median": float(np.median(nndr)),
         "nndr_holdout_median": float(np.median(nndr_hold)),
         "reference_rows": n,

@@ -10,8 +10,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from stages.errors import PipelineInputError
 from stages._cli import run_cli, stage_parser, tracked_stage
+from stages.errors import PipelineInputError
 from stages.io import atomic_path, file_sha256, read_table, staging_dir, write_json
 from stages.params import as_flat_dict, load_section
 from stages.train.core import run_train

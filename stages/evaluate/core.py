@@ -214,6 +214,8 @@ def run_evaluate(inputs: EvaluateInputs, params: EvaluateParams, *, seed: int) -
     metrics["rows.train"] = len(inputs.train)
     metrics["rows.test"] = len(inputs.test)
     plots["privacy_utility"] = pd.DataFrame([privacy_utility_point(metrics)])
+    # NaN is not JSON (DVC and `json` readers refuse it): an undefined score is null.
+    metrics = {k: (None if isinstance(v, float) and v != v else v) for k, v in metrics.items()}
     return EvaluateResult(metrics=metrics, gate=gate, plots=plots)
 
 
@@ -251,7 +253,7 @@ def _distributions(syn: pd.DataFrame, real: pd.DataFrame) -> pd.DataFrame:
                      "real": float((real["rating"] == rating).mean()), "synthetic": float((syn["rating"] == rating).mean())})
     lr = real["text"].fillna("").str.split().str.len()
     ls = syn["text"].fillna("").str.split().str.len()
-    edges = np.unique(np.quantile(lr, np.linspace(0, 1, 11)))
+    edges = np.unique(np.round(np.quantile(lr, np.linspace(0, 1, 11))))
     edges[0], edges[-1] = -np.inf, np.inf
     for lo, hi in zip(edges[:-1], edges[1:]):
         label = f"words <= {hi:g}" if np.isfinite(hi) else f"words > {lo:g}"

@@ -55,12 +55,15 @@ def verdicts(m: Mapping[str, Any]) -> dict[str, str]:
     fd, fd0 = m.get("fidelity.text.frechet"), m.get("fidelity.text.frechet_baseline")
     mauve = m.get("fidelity.text.mauve")
     q = m.get("fidelity.structured.quality_score")
-    if fd is not None and fd0:
-        ratio = fd / fd0
-        feel = "close to" if ratio < 2 else "clearly different from" if ratio > 5 else "somewhat different from"
+    mauve0 = m.get("fidelity.text.mauve_baseline")
+    if fd is not None and fd0 and mauve is not None and mauve0:
+        ratio, kept = fd / fd0, mauve / mauve0
+        feel = ("close to" if ratio < 2 and kept >= 0.5 else
+                "clearly different from" if ratio > 5 or kept < 0.2 else "somewhat different from")
         out["Fidelity"] = (
             f"Synthetic texts are {feel} real ones: their embedding distance to the real train split is "
-            f"{ratio:.1f}× what a second real sample gives (MAUVE {_fmt(mauve)}, 1 = indistinguishable); "
+            f"{ratio:.1f}× what a second real sample gives, and MAUVE is {_fmt(mauve)} against "
+            f"{_fmt(mauve0)} for two real samples (1 = indistinguishable); "
             f"the structured columns score {_fmt(q)} on SDMetrics' quality report."
         )
     share = m.get("privacy.dcr.embedding.dcr_share")

@@ -155,6 +155,7 @@ class _Values:
         fake = self.fakers[self.rng.choice(NAME_LOCALES)]
         user = self.rng.choice([fake.user_name(), f"{fake.first_name()}.{fake.last_name()}".lower(), f"{fake.user_name()}+amazon"])
         user = "".join(c for c in user if c.isascii()) or "user"
+        user = user.replace(" ", "")
         return f"{user}@{self.rng.choice([fake.free_email_domain(), fake.domain_name(), 'mail.co.uk', 'uni-bonn.de'])}"
 
     def phone_number(self) -> str:

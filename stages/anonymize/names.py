@@ -37,19 +37,23 @@ NOT_NAMES = frozenset(
     customer service support tech team company seller amazon store manager rep agent guy lady man woman
     said says told asked loves loved likes liked uses used has got gets bought buys wanted wants needs
     says thinks thought will would can could should might must am here there now then again still even
+    ref ip card phone contact address tel email mail order note edit pros cons summary verdict overall
+    price quality tip warning ps update gonna wanna gotta kinda tv pc
+    lol lmao omg idk imo imho btw fyi thx ty smh tbh ok okay yay wow ugh meh haha hehe xd hi hello hey
     """.split()
 )
 SIGNOFF_CUES = r"thanks|thank you|cheers|regards|sincerely|signed|love|best|xoxo|from"
-STRONG_CUES = r"my name is|my name's|name is|i am called|(?:mr|mrs|ms|miss|dr|prof)\.?|named"
+STRONG_CUES = r"my name is|my name's|name is|i am called|(?:mr|mrs|ms|miss|dr|prof)\.?|named|i'm|i am|this is"
 CUES = (
     r"ask for|asked for|spoke (?:to|with)|talked (?:to|with)|"
-    r"contact(?:ed)?|call(?:ed)? (?:mr|mrs|ms)\.?|"
+    r"contact(?:ed)?|call(?:ed)? (?:mr|mrs|ms)\.?|ask|thanks|thank you|"
     r"my (?:husband|wife|son|daughter|boyfriend|girlfriend|friend|brother|sister|mom|mother|dad|father|"
     r"grandson|granddaughter|grandma|grandmother|grandpa|grandfather|niece|nephew|uncle|aunt|cousin|"
     r"partner|fianc[eé]e?|neighbou?r|co-?worker|boss|kid|child|baby|buddy|roommate|colleague|stepson|"
     r"stepdaughter|grandkid|grandchild|teenager|toddler|hubby|mum|bestie)"
 )
-_WORD = r"[A-Za-z][A-Za-z'\-]*"
+_WORD = r"[^\W\d_][^\W\d_'\-]*(?:['\-][^\W\d_]+)*"
+PARTICLES = frozenset("da de del della der di dos das du van von la le bin al ter ten".split())
 CUE_SCORE = 0.8  # findings after a cue word; the product/brand filter trusts these
 BRAND_WORDS = frozenset(
     """
@@ -92,12 +96,21 @@ def common_words() -> frozenset[str]:
     return frozenset(w for w in words if w.isalpha())
 
 
+@functools.lru_cache(maxsize=1)
+def _stop_words() -> frozenset[str]:
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    return frozenset(STOP_WORDS)
+
+
 def is_common_word(word: str) -> bool:
     """True for an everyday English word, inflected forms included ("cords", "jumped", "loving")."""
     low = word.lower()
     words = common_words()
-    if low in words or low in NOT_NAMES:
+    if low in words or low in NOT_NAMES or low in _stop_words():
         return True
+    if "-" in low:
+        return all(is_common_word(part) for part in low.split("-") if part)
     for suffix, repl in (("s", ""), ("es", ""), ("ed", ""), ("ed", "e"), ("ing", ""), ("ing", "e"), ("ly", ""), ("ies", "y"), ("er", ""), ("est", "")):
         if low.endswith(suffix) and low[: -len(suffix)] + repl in words:
             return True
@@ -119,6 +132,11 @@ def _patterns() -> dict[str, re.Pattern]:
         "initial_last": re.compile(r"(?<![\w.])(?P<name>[A-Z]\.[ \t]?(?:[A-Z]\.[ \t]?)?[A-Z][a-z'\-]+)"),
         # a sign-off: "- Jen", "~ bob k." at the very end of the text or a line
         "signoff": re.compile(rf"(?:^|\n|[.!?)][ \t]+)[-~–—]+[ \t]*(?P<name>{name_tok}(?:[ \t]+{name_tok}){{0,2}})[ \t]*[.!]?[ \t]*(?:\n|$)"),
+        # name tokens right before "here", "and I", "said", "bought", or before a colon opening a line
+        "before": re.compile(rf"(?<![\w'])(?P<name>{name_tok}(?:[ \t]+{name_tok}){{0,3}})(?:'s|’s)?[ \t]+(?:here\b|and I\b|said\b|says\b|bought\b|agrees\b)"),
+        "before_colon": re.compile(rf"(?:^|(?<=\n))(?P<name>{name_tok}(?:[ \t]+{name_tok}){{0,3}}):[ \t]"),
+        # a last line or sentence that is only a name: "... hours. alice rudolph"
+        "last": re.compile(rf"(?:^|(?<=[.!?\n]))[ \t\n]*(?P<name>{name_tok}(?:[ \t]+{name_tok}){{0,3}})[ \t]*[.!]?[ \t]*$"),
         "word": re.compile(rf"(?<![\w@./])(?P<name>{_WORD})(?![\w@]|\.\w)"),
     }
 
@@ -144,39 +162,54 @@ class NameRecognizer(EntityRecognizer):
 
 
 def _is_name_token(token: str, *, cue: str) -> bool:
-    """Whether a token after a cue of strength `cue` ("strong", "cue") reads as part of a name."""
+    """Whether a token reads as part of a name; `cue` is "strong", "cue" (a cue word next to it) or "none"."""
     first, last = name_tables()
     low = token.lower().rstrip(".")
-    if not low or low in NOT_NAMES:
+    if not low or low in NOT_NAMES or low in BRAND_WORDS:
         return False
     if len(token) == 2 and token.endswith(".") and token[0].isalpha():
         return True  # an initial
-    if low in BRAND_WORDS:
-        return False
-    if token[0].islower() and cue != "strong":  # "my son loves it": only known, non-everyday first names
-        return low in first and not is_common_word(low) and low not in AMBIGUOUS_FIRST
-    if low in first and low not in AMBIGUOUS_FIRST:
+    if token[0].isupper():
+        if cue != "none":
+            return True
+        return (low in first and low not in AMBIGUOUS_FIRST) or not is_common_word(low)
+    if low in first and low not in AMBIGUOUS_FIRST and not is_common_word(low):
         return True
-    if cue == "strong":  # "my name is xavi", "Mr. Okonkwo": anything that is not an everyday word
-        return not is_common_word(low)
-    return token[0].isupper() and not is_common_word(low)
+    return cue != "none" and not is_common_word(low)
 
 
-def _trim(start: int, name: str, *, cue: str) -> tuple[int, int] | None:
-    """Keep the leading run of name-like tokens of `name` (which starts at `start`)."""
-    end = start
-    kept = 0
+def _tokens(name: str, start: int) -> list[tuple[int, str]]:
+    out = []
     for match in re.finditer(r"\S+", name):
         token = match.group().rstrip(",;:!?)")
         if token.endswith(".") and not (len(token) == 2 and token[0].isalpha()):
             token = token[:-1]  # a full stop, not an initial
         if token.endswith(("'s", "’s")):
             token = token[:-2]
+        out.append((start + match.start(), token))
+    return out
+
+
+def _trim(start: int, name: str, *, cue: str, from_end: bool = False) -> tuple[int, int] | None:
+    """The run of name-like tokens of `name` (at `start`): leading, or trailing when `from_end`."""
+    tokens = _tokens(name, start)
+    if from_end:
+        tokens = tokens[::-1]
+    kept: list[tuple[int, str]] = []
+    for i, (pos, token) in enumerate(tokens):
+        if kept and token.lower() in PARTICLES and i + 1 < len(tokens) and _is_name_token(tokens[i + 1][1], cue=cue):
+            kept.append((pos, token))
+            continue
         if not token or not _is_name_token(token, cue=cue):
             break
-        kept += 1
-        end = start + match.start() + len(token)
-    return (start, end) if kept else None
+        kept.append((pos, token))
+    while kept and kept[-1][1].lower() in PARTICLES:
+        kept.pop()
+    if not kept:
+        return None
+    if from_end:
+        kept = kept[::-1]
+    return kept[0][0], kept[-1][0] + len(kept[-1][1])
 
 
 def find_names(text: str) -> list[tuple[int, int, float]]:
@@ -184,19 +217,25 @@ def find_names(text: str) -> list[tuple[int, int, float]]:
     pats = _patterns()
     first, last = name_tables()
     found: list[tuple[int, int, float]] = []
-    for key, score, cue in (("strong", CUE_SCORE, "strong"), ("cue", CUE_SCORE, "cue"),
-                            ("thanks", CUE_SCORE, "cue"), ("signoff", CUE_SCORE, "cue")):
+    for key, cue, from_end in (("strong", "strong", False), ("cue", "cue", False), ("thanks", "cue", False),
+                               ("signoff", "cue", False), ("before", "cue", True),
+                               ("before_colon", "none", True)):
         for m in pats[key].finditer(text):
-            span = _trim(m.start("name"), m.group("name"), cue=cue)
+            span = _trim(m.start("name"), m.group("name"), cue=cue, from_end=from_end)
             if span:
-                found.append((*span, score))
+                found.append((*span, CUE_SCORE))
+    for m in pats["last"].finditer(text):
+        span = _trim(m.start("name"), m.group("name"), cue="none")
+        tokens = _tokens(m.group("name"), m.start("name"))
+        if span and span[1] == tokens[-1][0] + len(tokens[-1][1]):  # the whole line is a name
+            found.append((*span, 0.7))
     for m in pats["first_initial"].finditer(text):
         word = m.group("name").split()[0]
         if word.lower() in first and word.lower() not in NOT_NAMES:
             found.append((m.start("name"), m.end("name"), 0.7))
     for m in pats["initial_last"].finditer(text):
-        surname = m.group("name").rsplit(None, 1)[-1].split(".")[-1].lower()
-        if surname in last or surname in first:
+        surname = m.group("name").rsplit(None, 1)[-1].split(".")[-1]
+        if surname.lower() in last or surname.lower() in first or not is_common_word(surname):
             found.append((m.start("name"), m.end("name"), 0.7))
     words = list(pats["word"].finditer(text))
     for i, m in enumerate(words):

@@ -7,6 +7,7 @@ compiles patterns with IGNORECASE.
 from __future__ import annotations
 
 import functools
+import re
 
 from presidio_analyzer import EntityRecognizer, Pattern, PatternRecognizer
 from presidio_analyzer.predefined_recognizers import CreditCardRecognizer, EmailRecognizer, IpRecognizer
@@ -75,30 +76,43 @@ _STREET_TYPES = (
     "landing|mill|mills|orchard|spring|springs|station|summit|valley|village|ville|vista|well|wells"
 )
 _STREET_NAME_WORD = r"(?:[A-Z][A-Za-z'\-]*|\d{1,3}(?:st|nd|rd|th))"
-_UNIT = r"(?:,?[ ](?i:apt|apartment|suite|ste|unit|flat|#|no)\.?[ ]?#?\w{1,6})?"
-_CITY_ZIP = r"(?:,[ ][A-Z][a-z]+(?:[ ][A-Z][a-z]+){0,2}(?:,?[ ](?:[A-Z]{2}[ ]\d{5}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]?[ ]\d[A-Z]{2}))?)?"
+_UNIT = r"(?:,?[ ](?i:apt|apartment|suite|ste|unit|flat|#|no)\.?[ ]?#?\d{1,6}[A-Za-z]?)?"
+_CITY_ZIP = r"(?:,[ ][A-Z][a-z]+(?:[ ][A-Z][a-z]+){0,2},?[ ](?:[A-Z]{2}[ ]\d{5}(?:-\d{4})?|[A-Z]{1,2}\d[A-Z\d]?[ ]\d[A-Z]{2}))?"
+
+
+@functools.lru_cache(maxsize=1)
+def street_types() -> str:
+    """Street types as a regex alternation: ours plus the USPS (en_US) and Australia Post (en_AU) suffix lists."""
+    from faker.providers.address.en_AU import Provider as AuAddresses
+    from faker.providers.address.en_US import Provider as UsAddresses
+
+    types = set(_STREET_TYPES.split("|")) | {t.lower() for t in UsAddresses.street_suffixes + AuAddresses.street_suffixes}
+    return "|".join(sorted((re.escape(t) for t in types), key=len, reverse=True))
+
+
+_SECONDARY = r"(?:(?:(?i:apt|flat|suite|ste|unit|level|studio))\.?[ ]?\d{1,5}[A-Za-z]?,?[ ]|\d{1,5}/)"
 
 
 class StreetAddressRecognizer(PatternRecognizer):
     """Street addresses: number, capitalised street name, street type, optional unit, city and ZIP/postcode."""
 
-    PATTERNS = [
-        Pattern(
-            "number street type",
-            rf"(?-i:(?<![\w\-.])(?:(?i:apt|flat|unit|suite)\.?[ ]?\d{{1,5}},?[ ])?\d{{1,6}}[A-Za-z]?[ ](?:[NSEW]\.?[ ]|(?:North|South|East|West)[ ])?"
-            rf"{_STREET_NAME_WORD}(?:[ ]{_STREET_NAME_WORD}){{0,3}}[ ](?i:{_STREET_TYPES})\b\.?{_UNIT}{_CITY_ZIP})",
-            0.75,
-        ),
-        Pattern(
-            "lower-case street name, capitalised type",
-            rf"(?-i:(?<![\w\-.])\d{{1,6}}[ ](?:[a-z][a-z'\-]+[ ]){{1,3}}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Place|Way|Terrace|Parkway)\b\.?{_UNIT})",
-            0.6,
-        ),
-        Pattern("po box", r"(?-i:\b[Pp]\.?[ ]?[Oo]\.?[ ]?(?i:box)[ ]\d{1,6}\b)", 0.7),
-    ]
-
     def __init__(self):
-        super().__init__(supported_entity="STREET_ADDRESS", patterns=self.PATTERNS, name="StreetAddressRecognizer",
+        types = street_types()
+        patterns = [
+            Pattern(
+                "number street type",
+                rf"(?-i:(?<![\w\-.])(?:{_SECONDARY}?\d{{1,6}}[A-Za-z]?|{_SECONDARY}\d{{0,6}})[ ](?:[NSEW]\.?[ ]|(?:North|South|East|West)[ ])?"
+                rf"{_STREET_NAME_WORD}(?:[ ]{_STREET_NAME_WORD}){{0,3}}[ ](?i:{types})\b\.?{_UNIT}{_CITY_ZIP})",
+                0.75,
+            ),
+            Pattern(
+                "lower-case street name, capitalised type",
+                rf"(?-i:(?<![\w\-.])\d{{1,6}}[ ](?:[a-z][a-z'\-]+[ ]){{1,3}}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Place|Way|Terrace|Parkway)\b\.?{_UNIT})",
+                0.6,
+            ),
+            Pattern("po box", r"(?-i:\b[Pp]\.?[ ]?[Oo]\.?[ ]?(?i:box)[ ]\d{1,6}\b)", 0.7),
+        ]
+        super().__init__(supported_entity="STREET_ADDRESS", patterns=patterns, name="StreetAddressRecognizer",
                          context=["address", "live", "ship", "deliver"])
 
 

@@ -91,7 +91,7 @@ def train_lora(model, encoded: Encoded, units: np.ndarray, gen: GeneratorParams,
     for row, unit in enumerate(units):
         members[unit].append(row)
     q = min(1.0, gen.batch_size / n_units)
-    steps_per_epoch = max(1, int(round(1 / q)))
+    steps_per_epoch = max(1, int(1 / q))  # as Opacus' Poisson sampler counts an epoch
     steps = max(1, int(math.ceil(gen.epochs * steps_per_epoch)))
     params = _lora_params(model)
     optimizer = torch.optim.AdamW(params, lr=gen.learning_rate, weight_decay=0.0)
@@ -122,6 +122,7 @@ def train_lora(model, encoded: Encoded, units: np.ndarray, gen: GeneratorParams,
         accountant = create_accountant(dp.accountant)
         optimizer.attach_step_hook(accountant.get_optimizer_hook_fn(sample_rate=q))
         sampler = UniformWithReplacementSampler(num_samples=n_units, sample_rate=q, generator=generator)
+        assert len(sampler) == steps_per_epoch, "the sampler's epoch must match the accounted steps"
         batches = (b for _ in range(math.ceil(steps / steps_per_epoch)) for b in sampler)
     else:
         net, sigma, accountant = model, 0.0, None

@@ -1,0 +1,154 @@
+"""run_synthesize and the CLI on tiny in-memory data with the tiny model: outputs, counts, errors, save/load."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from stages._cli import run_cli
+from stages.errors import PipelineInputError, PrivacyBudgetError
+from stages.schema import RECORD_SCHEMA
+from stages.synthesize import GenerationError, run_synthesize
+from stages.synthesize.__main__ import main
+from stages.synthesize.core import to_arrow
+from stages.synthesize.generator import ReviewGenerator
+from tests.unit.synthesize_helpers import ROOT, NoPII, quick_params, records
+
+TRAIN = records(120, users=40)
+VAL = records(20, split="val", seed=1000)
+
+
+@pytest.fixture(scope="module")
+def result():
+    return run_synthesize(TRAIN, VAL, quick_params(), seed=3, analyzer=NoPII())
+
+
+def test_synthetic_records_follow_the_schema_and_the_sampled_controls(result):
+    recs = result.records
+    table = to_arrow(recs)
+    assert table.schema.equals(RECORD_SCHEMA)
+    assert (recs["split"] == "synthetic").all()
+    assert list(recs["review_id"]) == [f"syn-{i}" for i in range(len(recs))]
+    assert recs["user_id"].isna().all() and recs["asin"].isna().all()  # never a real person or product
+    assert recs["rating"].between(1, 5).all() and recs["text"].str.len().ge(5).all()
+    assert set(recs["main_category"].dropna()) <= set(TRAIN["main_category"].dropna())
+
+
+def test_every_requested_record_is_accounted_for(result):
+    m = result.metrics
+    dropped = m["dropped_parse"] + m["dropped_exact_match"] + m["dropped_ngram_overlap"] + m["dropped_pii"]
+    assert m["generated_requested"] == m["records_written"] + dropped == 24
+    assert m["records_written"] == len(result.records)
+    assert m["train_rows_input"] == 120
+    assert m["train_rows_real"] + m["rows_dropped_user_bound"] + m["rows_dropped_max_train_rows"] == 120
+
+
+def test_metrics_carry_the_accountants_figures(result):
+    m = result.metrics
+    assert m["dp_enabled"] is True and m["privacy_unit"] == "user"
+    assert 0 < m["epsilon"] <= m["target_epsilon"] == 8.0
+    for key in ("delta", "noise_multiplier", "sample_rate", "steps", "accountant", "n_units"):
+        assert m[key] is not None
+    assert m["val_loss"] > 0 and m["val_perplexity"] > 1 and m["train_loss_end"] > 0
+    assert set(m["seconds"]) >= {"tabular_fit", "train", "generate", "filter", "total"}
+    json.dumps(m, allow_nan=False)  # plain JSON, so that DVC can read it
+
+
+def test_conditioning_reaches_the_generator_prompts(result):
+    """Each written record's prompt carried that record's sampled rating and category."""
+    gen = result.generator
+    controls = pd.DataFrame({"rating": [2, 5], "main_category": ["Computers", None], "text_chars": [50, 500]})
+    out = gen.write(controls, quick_params().generation, seed=0)
+    assert out["prefixes"] == [
+        "rating: 2 | category: Computers | length: short",
+        "rating: 5 | category: unknown | length: long",
+    ]
+
+
+def test_generator_save_and_load_round_trip(result, tmp_path):
+    result.generator.save(tmp_path / "gen")
+    loaded = ReviewGenerator.load({"generator": str(tmp_path / "gen")})
+    for (name, a), (_, b) in zip(result.generator.model.state_dict().items(), loaded.model.state_dict().items()):
+        assert torch.equal(a, b), name
+    controls = pd.DataFrame({"rating": [1, 4], "main_category": ["Computers", None], "text_chars": [40, 200]})
+    gen = quick_params().generation
+    assert loaded.write(controls, gen, seed=9)["texts"] == result.generator.write(controls, gen, seed=9)["texts"]
+    assert list(loaded.predict(controls[["rating"]]).columns) == ["title", "text"]
+    config = json.loads((tmp_path / "gen" / "config.json").read_text())
+    config["base_sha256"] = "0" * 64
+    (tmp_path / "gen" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(PipelineInputError, match="differs from the one the adapter was trained on"):
+        ReviewGenerator.load_dir(tmp_path / "gen")
+
+
+def test_non_private_baseline_runs_and_says_so():
+    params = quick_params(**{"dp.enabled": False, "generation.n_records": 4, "canaries.enabled": False})
+    m = run_synthesize(TRAIN, VAL, params, seed=0, analyzer=NoPII()).metrics
+    assert m["dp_enabled"] is False and m["epsilon"] is None and m["noise_multiplier"] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("changes", "error", "message"),
+    [
+        # fewer usable rows than the minimum (after bounding users to k = 1 review: 40 rows)
+        ({"generator.min_train_rows": 50, "dp.max_reviews_per_user": 1}, PipelineInputError,
+         r"only 40 usable training reviews .*min_train_rows is 50"),
+        # a target epsilon no noise level can reach
+        ({"dp.target_epsilon": 1e-7}, PrivacyBudgetError, r"target_epsilon=1e-07 cannot be reached"),
+        # a base model that cannot be loaded
+        ({"generator.base_model": "models/base/absent.gguf"}, PipelineInputError, r"base model .*absent.gguf does not exist"),
+        # generation that produces nothing: no body can reach 10,000 characters in 8 tokens
+        ({"generation.min_text_chars": 10_000, "generation.max_new_tokens": 8, "generation.n_records": 3},
+         GenerationError, r"generation produced no usable record: of 3 requested, 3 failed to parse"),
+    ],
+)
+def test_errors_say_what_to_change(changes, error, message):
+    with pytest.raises(error, match=message):
+        run_synthesize(TRAIN, VAL, quick_params(**changes), seed=0, analyzer=NoPII())
+
+
+def _cli_args(tmp_path, params_file):
+    TRAIN.to_parquet(tmp_path / "train.parquet")
+    VAL.to_parquet(tmp_path / "val.parquet")
+    return [
+        "--params", str(params_file), "--train", str(tmp_path / "train.parquet"), "--val", str(tmp_path / "val.parquet"),
+        "--out", str(tmp_path / "data/synthetic/reviews.parquet"), "--generator-dir", str(tmp_path / "models/generator"),
+        "--tabular-dir", str(tmp_path / "models/tabular"), "--metrics", str(tmp_path / "metrics/synthesize.json"),
+        "--plots-dir", str(tmp_path / "metrics/plots"),
+    ]
+
+
+def test_cli_writes_outputs_and_registers_the_generator(tmp_path):
+    from stages.tracking import load_registered_model, model_version_by_alias
+
+    assert main(_cli_args(tmp_path, ROOT / "tests" / "params.quick.yaml")) == 0
+    table = pq.read_table(tmp_path / "data/synthetic/reviews.parquet")
+    assert table.schema.equals(RECORD_SCHEMA) and table.num_rows > 0
+    gen_dir = tmp_path / "models/generator"
+    assert {"config.json", "canaries.json", "adapter", "tokenizer"} <= {p.name for p in gen_dir.iterdir()}
+    assert len(json.loads((gen_dir / "canaries.json").read_text())) == 4
+    assert (tmp_path / "models/tabular/synthesizer.pkl").is_file()
+    metrics = json.loads((tmp_path / "metrics/synthesize.json").read_text())
+    assert metrics["epsilon"] <= 8.0
+    assert model_version_by_alias("review-generator", "candidate") == "1"
+    import mlflow
+
+    version = mlflow.MlflowClient().get_model_version("review-generator", "1")
+    assert version.tags["privacy_unit"] == "user" and float(version.tags["epsilon"]) == pytest.approx(metrics["epsilon"])
+    served = load_registered_model("models:/review-generator@candidate")
+    out = served.predict(pd.DataFrame({"rating": [3], "main_category": ["Computers"], "text_chars": [80]}))
+    assert len(out) == 1 and list(out.columns) == ["title", "text"]
+
+
+def test_failed_run_leaves_no_outputs(tmp_path):
+    text = (ROOT / "tests" / "params.quick.yaml").read_text().replace("min_text_chars: 5", "min_text_chars: 100000")
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(text)
+    assert run_cli(main, ["--no-mlflow", *_cli_args(tmp_path, params_file)]) == 2
+    for path in ("data/synthetic/reviews.parquet", "models/generator", "models/tabular", "metrics/synthesize.json"):
+        assert not (tmp_path / path).exists(), path
+    assert not list(tmp_path.rglob("*.staging"))

@@ -1,0 +1,112 @@
+"""DP-SGD: the accountant's epsilon, the noise it implies, and user-level contribution bounding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from stages.errors import PrivacyBudgetError
+from stages.synthesize.core import encode_records
+from stages.synthesize.dp import _per_unit_grad_samples, bound_contributions, noise_for_target, train_lora, unit_index
+from stages.synthesize.generator import attach_lora
+from stages.synthesize.text import load_base
+from tests.unit.synthesize_helpers import quick_params, records
+
+
+def _setup(n=60, users=20, **changes):
+    params = quick_params(**{"generator.max_seq_len": 48, **changes})
+    model, tok = load_base("tiny-llama", seed=0)
+    model = attach_lora(model, params.generator)
+    frame = records(n, users=users)
+    return params, model, encode_records(tok, frame, 48), frame
+
+
+@pytest.mark.parametrize("unit", ["record", "user"])
+@pytest.mark.parametrize("accountant", ["rdp", "prv"])
+def test_reported_epsilon_is_at_most_the_target_and_matches_an_independent_accountant(unit, accountant):
+    from opacus.accountants import create_accountant
+
+    params, model, enc, frame = _setup(**{"dp.unit": unit, "dp.accountant": accountant, "dp.delta": 1e-3,
+                                          "generator.batch_size": 5, "generator.epochs": 2})
+    units = unit_index(frame["user_id"].to_numpy(), unit)
+    lora_before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    result = train_lora(model, enc, units, params.generator, params.dp, seed=1)
+    priv = result.privacy
+    assert priv["dp_enabled"] and priv["unit"] == unit
+    assert priv["epsilon"] <= params.dp.target_epsilon
+    assert priv["epsilon"] > 0.8 * params.dp.target_epsilon  # the noise is not wastefully large either
+    assert priv["n_units"] == (60 if unit == "record" else 20)
+    assert priv["sample_rate"] == pytest.approx(5 / priv["n_units"])
+    # Recompute from (noise, rate, steps) with a fresh accountant: the same figure.
+    check = create_accountant(accountant)
+    check.history = [(priv["noise_multiplier"], priv["sample_rate"], priv["steps"])]
+    assert check.get_epsilon(delta=1e-3) == pytest.approx(priv["epsilon"], rel=1e-6)
+    # Only the LoRA weights were trained, and they did change.
+    changed = [not torch.equal(p, lora_before[n]) for n, p in model.named_parameters() if p.requires_grad]
+    assert all(changed)
+    assert not any(p.requires_grad for n, p in model.named_parameters() if "lora_" not in n)
+
+
+def test_lower_target_epsilon_means_more_noise():
+    sigma_8 = noise_for_target(quick_params().dp, sample_rate=0.05, steps=100)
+    sigma_1 = noise_for_target(quick_params(**{"dp.target_epsilon": 1.0}).dp, sample_rate=0.05, steps=100)
+    assert sigma_1 > sigma_8 > 0
+
+
+def test_unreachable_target_epsilon_is_a_privacy_budget_error():
+    params = quick_params(**{"dp.target_epsilon": 1e-6})
+    with pytest.raises(PrivacyBudgetError, match=r"target_epsilon=1e-06 cannot be reached .* Raise target_epsilon"):
+        noise_for_target(params.dp, sample_rate=0.5, steps=1000)
+
+
+def test_delta_not_below_one_over_units_is_refused():
+    params, model, enc, frame = _setup(**{"dp.delta": 0.1})
+    units = unit_index(frame["user_id"].to_numpy(), "user")
+    with pytest.raises(PrivacyBudgetError, match=r"delta=0.1 is not below 1/20"):
+        train_lora(model, enc, units, params.generator, params.dp, seed=0)
+
+
+def test_non_private_baseline_says_so():
+    params, model, enc, frame = _setup(**{"dp.enabled": False})
+    result = train_lora(model, enc, unit_index(frame["user_id"].to_numpy(), "user"), params.generator, params.dp, seed=0)
+    assert result.privacy["dp_enabled"] is False
+    assert result.privacy["noise_multiplier"] == 0.0 and result.privacy["target_epsilon"] is None
+    assert result.steps > 0 and result.losses
+
+
+@pytest.mark.parametrize(
+    ("users", "k", "expected"),
+    [
+        # one prolific user is cut to k, the others keep all theirs
+        (["a"] * 10 + ["b", "c"], 3, {"a": 3, "b": 1, "c": 1}),
+        # k larger than anyone's count keeps everything
+        (["a", "a", "b"], 5, {"a": 2, "b": 1}),
+        # k = 1: one review per person
+        (["a", "b", "a", "b", "c"], 1, {"a": 1, "b": 1, "c": 1}),
+    ],
+)
+def test_bound_contributions_caps_each_user_at_k(users, k, expected):
+    keep = bound_contributions(np.array(users), k, seed=0)
+    kept = [users[i] for i in keep]
+    assert {u: kept.count(u) for u in set(kept)} == expected
+    assert list(keep) == sorted(keep)
+    assert list(bound_contributions(np.array(users), k, seed=0)) == list(keep)
+
+
+def test_unit_index_groups_rows_by_user_only_for_user_unit():
+    users = np.array(["x", "y", "x", "z"])
+    user_units = unit_index(users, "user")
+    assert user_units[0] == user_units[2] and len(set(user_units)) == 3
+    assert list(unit_index(users, "record")) == [0, 1, 2, 3]
+
+
+def test_per_unit_gradients_are_sums_over_each_units_rows():
+    p = torch.nn.Parameter(torch.zeros(2))
+    p.grad_sample = torch.tensor([[1.0, 0.0], [2.0, 1.0], [4.0, 4.0]])  # rows 0, 1, 2
+    units = np.array([7, 3, 7])  # rows 0 and 2 belong to unit 7
+    _per_unit_grad_samples([p], rows=[0, 1, 2], units=units, sampled=[3, 7])
+    assert torch.equal(p.grad_sample, torch.tensor([[2.0, 1.0], [5.0, 4.0]]))
+    # An empty Poisson batch still yields a (zero-row) grad sample, so the step is taken and counted.
+    _per_unit_grad_samples([p], rows=[], units=units, sampled=[])
+    assert p.grad_sample.shape == (0, 2)

@@ -117,6 +117,12 @@ def write_plots(plots, plots_dir: Path) -> None:
         if name == "privacy_utility":
             write_json(plots_dir / "privacy_utility.json", frame.to_dict(orient="records"))
             continue
+        if name == "distributions":  # one numeric-x file per feature, so that DVC draws real vs synthetic lines
+            for feature, x_name in (("rating", "rating"), ("length", "words_up_to")):
+                part = frame[frame["feature"] == feature][["x", "real", "synthetic"]].rename(columns={"x": x_name})
+                with atomic_path(plots_dir / f"{feature}_distribution.csv") as tmp:
+                    part.to_csv(tmp, index=False)
+            continue
         with atomic_path(plots_dir / f"{name}.csv") as tmp:
             frame.to_csv(tmp, index=False)
 

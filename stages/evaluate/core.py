@@ -162,6 +162,7 @@ def run_evaluate(inputs: EvaluateInputs, params: EvaluateParams, *, seed: int) -
         metrics.update({f"privacy.mia.{k}": v for k, v in result.items()})
     lap("mia")
 
+    plots["canary_exposure"] = pd.DataFrame(columns=["canary_id", "repeat", "exposure", "rank", "max_exposure"])
     if inputs.canaries:
         leaks = privacy.canary_leaks(inputs.canaries, _all_text(inputs.synthetic),
                                      partial_fraction=p.privacy.partial_leak_fraction)
@@ -249,7 +250,7 @@ def _distributions(syn: pd.DataFrame, real: pd.DataFrame) -> pd.DataFrame:
     """Rating shares and word-count decile shares, real vs synthetic, in one long table for DVC plots."""
     rows = []
     for rating in range(1, 6):
-        rows.append({"feature": "rating", "bucket": str(rating),
+        rows.append({"feature": "rating", "bucket": str(rating), "x": float(rating),
                      "real": float((real["rating"] == rating).mean()), "synthetic": float((syn["rating"] == rating).mean())})
     lr = real["text"].fillna("").str.split().str.len()
     ls = syn["text"].fillna("").str.split().str.len()
@@ -257,6 +258,7 @@ def _distributions(syn: pd.DataFrame, real: pd.DataFrame) -> pd.DataFrame:
     edges[0], edges[-1] = -np.inf, np.inf
     for lo, hi in zip(edges[:-1], edges[1:]):
         label = f"words <= {hi:g}" if np.isfinite(hi) else f"words > {lo:g}"
-        rows.append({"feature": "length", "bucket": label, "real": float(((lr > lo) & (lr <= hi)).mean()),
+        upper = hi if np.isfinite(hi) else float(max(lr.max(), ls.max() if len(ls) else 0))
+        rows.append({"feature": "length", "bucket": label, "x": float(upper), "real": float(((lr > lo) & (lr <= hi)).mean()),
                      "synthetic": float(((ls > lo) & (ls <= hi)).mean())})
     return pd.DataFrame(rows)

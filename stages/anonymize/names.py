@@ -43,10 +43,10 @@ NOT_NAMES = frozenset(
     """.split()
 )
 SIGNOFF_CUES = r"thanks|thank you|cheers|regards|sincerely|signed|love|best|xoxo|from"
-STRONG_CUES = r"my name is|my name's|name is|i am called|(?:mr|mrs|ms|miss|dr|prof)\.?|named|i'm|i am|this is"
+STRONG_CUES = r"my name is|my name's|name is|i am called|(?:mr|mrs|ms|miss|dr|prof)\.?|named"
 CUES = (
     r"ask for|asked for|spoke (?:to|with)|talked (?:to|with)|"
-    r"contact(?:ed)?|call(?:ed)? (?:mr|mrs|ms)\.?|ask|thanks|thank you|"
+    r"contact(?:ed)?|call(?:ed)? (?:mr|mrs|ms)\.?|ask|thanks|thank you|i'm|i am|this is|"
     r"my (?:husband|wife|son|daughter|boyfriend|girlfriend|friend|brother|sister|mom|mother|dad|father|"
     r"grandson|granddaughter|grandma|grandmother|grandpa|grandfather|niece|nephew|uncle|aunt|cousin|"
     r"partner|fianc[eé]e?|neighbou?r|co-?worker|boss|kid|child|baby|buddy|roommate|colleague|stepson|"
@@ -171,10 +171,12 @@ def _is_name_token(token: str, *, cue: str) -> bool:
         return True  # an initial
     if token[0].isupper():
         if cue != "none":
-            return True
+            return low not in _stop_words()
         return (low in first and low not in AMBIGUOUS_FIRST) or not is_common_word(low)
     if low in first and low not in AMBIGUOUS_FIRST and not is_common_word(low):
         return True
+    if cue == "strong":  # "my name is jane doe": any word but a function word
+        return low not in _stop_words()
     return cue != "none" and not is_common_word(low)
 
 
@@ -197,9 +199,11 @@ def _trim(start: int, name: str, *, cue: str, from_end: bool = False) -> tuple[i
         tokens = tokens[::-1]
     kept: list[tuple[int, str]] = []
     for i, (pos, token) in enumerate(tokens):
-        if kept and token.lower() in PARTICLES and i + 1 < len(tokens) and _is_name_token(tokens[i + 1][1], cue=cue):
-            kept.append((pos, token))
-            continue
+        if kept and token.lower() in PARTICLES:
+            following = next((t for _, t in tokens[i + 1 :] if t.lower() not in PARTICLES), None)
+            if following and _is_name_token(following, cue=cue):
+                kept.append((pos, token))
+                continue
         if not token or not _is_name_token(token, cue=cue):
             break
         kept.append((pos, token))

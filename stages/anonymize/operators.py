@@ -65,6 +65,7 @@ class Surrogates:
         self._faker = Faker("en_US")
         self._cache: dict[tuple[str, str], str] = {}
         self._forbidden = _word_matcher(forbidden)
+        self._attempt = 0
 
     def get(self, entity: str, value: str) -> str:
         """The surrogate of `value` (an `entity`), the same on every call."""
@@ -73,6 +74,7 @@ class Surrogates:
             make = getattr(self, f"_{entity.lower()}")
             for attempt in range(50):
                 seed = int.from_bytes(keyed_digest(self._key, f"surrogate:{entity}:{attempt}", self._norm(entity, value))[:8], "big")
+                self._attempt = attempt
                 candidate = make(value, random.Random(seed), seed)
                 if candidate != value and not (self._forbidden and self._forbidden.search(candidate)):
                     break
@@ -94,7 +96,7 @@ class Surrogates:
         out = []
         for i, token in enumerate(tokens):
             # each token on its own, so "John Smith" and "John" share the first name
-            tseed = int.from_bytes(keyed_digest(self._key, f"person-token:{seed % 50}", token.lower().rstrip("."))[:8], "big")
+            tseed = int.from_bytes(keyed_digest(self._key, f"person-token:{self._attempt}", token.lower().rstrip("."))[:8], "big")
             fake = self._seeded(tseed)
             if len(token.rstrip(".")) == 1 or (token.endswith(".") and len(token) <= 3):
                 new = random.Random(tseed).choice(string.ascii_uppercase) + "."

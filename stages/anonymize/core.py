@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from stages.anonymize.engine import Finding, ReviewAnalyzer
+from stages.anonymize.engine import Finding, ReviewAnalyzer, resolve_overlaps
 from stages.anonymize.operators import Surrogates, _word_matcher, build_operators
 from stages.anonymize.params import AnonymizeParams
 from stages.anonymize.structured import anonymize_structured
@@ -119,6 +119,24 @@ def run_anonymize(
         text = frames[name][column].iat[i]
         for f in found:
             originals.setdefault(text[f.start : f.end], f.entity)
+    swept = 0
+    matcher = _word_matcher(originals)
+    if params.sweep_detected_values and matcher is not None:
+        # a value detected anywhere is removed everywhere: add its undetected repeats as findings
+        for n, (name, column, i) in enumerate(cells):
+            text = frames[name][column].iat[i]
+            if not isinstance(text, str):
+                continue
+            found = findings[n]
+            extra = [
+                Finding(originals[m.group()], m.start(), m.end(), 1.0)
+                for m in matcher.finditer(text)
+                if not any(f.start <= m.start() and m.end() <= f.end for f in found)
+            ]
+            if extra:
+                swept += len(extra)
+                findings[n] = resolve_overlaps(found + extra)
+
     surrogates = Surrogates(key, forbidden=originals)
     operators = build_operators(params.operators.for_entity, params.entities, key=key, surrogates=surrogates,
                                 mask_char=params.mask_char)
@@ -135,21 +153,6 @@ def run_anonymize(
             results = [RecognizerResult(f.entity, f.start, f.end, f.score) for f in found]
             out[name][column][i] = engine.anonymize(text, results, configs).text
             touched[name][i] = True
-
-    swept = 0
-    matcher = _word_matcher(originals)
-    if params.sweep_detected_values and matcher is not None:
-        def _swap(match: re.Match) -> str:
-            value = match.group()
-            return operators[originals[value]](originals[value], value)
-
-        for name, columns in out.items():
-            for column, values in columns.items():
-                for i, text in enumerate(values):
-                    if isinstance(text, str):
-                        new, n = matcher.subn(_swap, text)
-                        if n:
-                            values[i], swept, touched[name][i] = new, swept + n, True
 
     result_frames = {}
     for name, frame in frames.items():

@@ -75,7 +75,7 @@ def build_analyzer(nlp, entities: Sequence[str]):
 
     config = NerModelConfiguration(
         model_to_presidio_entity_mapping={"PERSON": "PERSON", "PER": "PERSON"},
-        labels_to_ignore=[],
+        labels_to_ignore=[label for label in nlp.get_pipe("ner").labels if label not in ("PERSON", "PER")],
         low_score_entity_names=[],
     )
     engine = _LoadedSpacyEngine(models=[{"lang_code": "en", "model_name": SPACY_MODEL}], ner_model_configuration=config)
@@ -100,11 +100,12 @@ def _english_stop_words() -> frozenset[str]:
 
 
 _WORDS = re.compile(r"[^\W\d_]+", re.UNICODE)
+_LINKS = re.compile(r"\S*[@/]\S*|\S+\.\w{2,}\S*")  # e-mails, links and domains say nothing of the language
 
 
 def is_english(text: str, min_share: float) -> bool:
     """True when at least `min_share` of the words are English stop words (short texts count as English)."""
-    words = _WORDS.findall(text.lower())
+    words = _WORDS.findall(_LINKS.sub(" ", text.lower()))
     if len(words) < 5:
         return True
     stop = _english_stop_words()

@@ -77,6 +77,13 @@ def test_dvc_repro_runs_the_pipeline(project):
     assert extract["tags"]["pipeline_id"]
     assert len(extract["tags"]["input_hash.reviews"]) == 64
 
+    # anonymize: the splits written, nothing detected left anywhere, the benchmark scored.
+    for split in ("train", "val", "test"):
+        assert (dest / "data" / "anonymized" / f"{split}.parquet").is_file()
+    anonymize = json.loads((dest / "metrics" / "anonymize.json").read_text())
+    assert anonymize["leak_count"] == 0 and "recall_person" in anonymize["benchmark"]
+    assert runs["anonymize"]["status"] == "FINISHED"
+
     # Nothing changed: a second repro reruns only the fingerprint guard.
     second = _run(["dvc", "repro"], dest, env)
     assert "Stage 'extract' didn't change, skipping" in second.stdout

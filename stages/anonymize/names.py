@@ -46,7 +46,7 @@ SIGNOFF_CUES = r"thanks|thank you|cheers|regards|sincerely|signed|love|best|xoxo
 STRONG_CUES = r"my name is|my name's|name is|i am called|(?:mr|mrs|ms|miss|dr|prof)\.?|named"
 CUES = (
     r"ask for|asked for|spoke (?:to|with)|talked (?:to|with)|"
-    r"contact(?:ed)?|call(?:ed)? (?:mr|mrs|ms)\.?|ask|thanks|thank you|i'm|i am|this is|"
+    r"contact(?:ed)?|call(?:ed)? (?:mr|mrs|ms)\.?|ask|i'm|i am|this is|"
     r"my (?:husband|wife|son|daughter|boyfriend|girlfriend|friend|brother|sister|mom|mother|dad|father|"
     r"grandson|granddaughter|grandma|grandmother|grandpa|grandfather|niece|nephew|uncle|aunt|cousin|"
     r"partner|fianc[eé]e?|neighbou?r|co-?worker|boss|kid|child|baby|buddy|roommate|colleague|stepson|"

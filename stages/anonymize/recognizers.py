@@ -93,6 +93,14 @@ def street_types() -> str:
 _SECONDARY = r"(?:(?:(?i:apt|flat|suite|ste|unit|level|studio))\.?[ ]?\d{1,5}[A-Za-z]?,?[ ]|\d{1,5}/)"
 
 
+# Street types that are rarely anything else; with the others ("Light", "Track", "Square", "Run"),
+# which product titles use too, every street-name word must be a known name or an unusual word.
+_CORE_STREET_TYPES = frozenset(
+    "street st avenue ave road rd boulevard blvd lane ln drive dr court ct place pl terrace ter way "
+    "circle cir parkway pkwy highway hwy close crescent cres".split()
+)
+
+
 class StreetAddressRecognizer(PatternRecognizer):
     """Street addresses: number, capitalised street name, street type, optional unit, city and ZIP/postcode."""
 
@@ -101,7 +109,7 @@ class StreetAddressRecognizer(PatternRecognizer):
         patterns = [
             Pattern(
                 "number street type",
-                rf"(?-i:(?<![\w\-.])(?:{_SECONDARY}?\d{{1,6}}[A-Za-z]?|{_SECONDARY}\d{{0,6}})[ ](?:[NSEW]\.?[ ]|(?:North|South|East|West)[ ])?"
+                rf"(?-i:(?<![\w\-.])(?:{_SECONDARY}?\d{{1,6}}|{_SECONDARY}\d{{0,6}})[ ](?:[NSEW]\.?[ ]|(?:North|South|East|West)[ ])?"
                 rf"{_STREET_NAME_WORD}(?:[ ]{_STREET_NAME_WORD}){{0,3}}[ ](?i:{types})\b\.?{_UNIT}{_CITY_ZIP})",
                 0.75,
             ),
@@ -114,6 +122,22 @@ class StreetAddressRecognizer(PatternRecognizer):
         ]
         super().__init__(supported_entity="STREET_ADDRESS", patterns=patterns, name="StreetAddressRecognizer",
                          context=["address", "live", "ship", "deliver"])
+
+    def validate_result(self, pattern_text: str) -> bool | None:  # noqa: D102
+        from stages.anonymize.names import is_common_word, name_tables
+
+        if re.match(r"(?i)p\.?\s?o\.?\s?box", pattern_text):
+            return None
+        street = re.split(r",| (?i:apt|apartment|suite|ste|unit|flat)\b", pattern_text)[0]
+        words = [w for w in re.findall(r"[A-Za-z][A-Za-z'\-]*", street) if w.lower() not in ("apt", "flat", "unit", "suite", "level", "studio", "n", "s", "e", "w", "north", "south", "east", "west")]
+        if not words or any(w.isupper() and len(w) > 1 for w in words):
+            return False  # "4 USB Charging Ports": capitals belong to products
+        street_type, name_words = words[-1].lower(), words[:-1]
+        if street_type in _CORE_STREET_TYPES:
+            return None
+        first, last = name_tables()
+        ok = all(w.lower() in first or w.lower() in last or not is_common_word(w) for w in name_words)
+        return None if ok else False
 
 
 _PROFILE_SITES = (

@@ -63,12 +63,18 @@ def build_predict_parser() -> argparse.ArgumentParser:
 
 
 def generator_epsilon(path: Path) -> str:
-    """The synthesize stage's epsilon from its metrics file, or 'n/a' when there is no such file or key."""
+    """The synthesize stage's spent epsilon from its metrics file; 'n/a' without the file or the key.
+
+    A run with `dp_enabled: false` gives 'none (non-private)'; a target epsilon is never
+    reported as the spent one.
+    """
     if not path.is_file():
         return "n/a"
-    flat = _flatten(json.loads(path.read_text(encoding="utf-8")))
-    # Prefer the spent budget; fall back to any key naming epsilon.
-    for wanted in ("epsilon_spent", "epsilon", "dp_epsilon", "target_epsilon"):
+    metrics = json.loads(path.read_text(encoding="utf-8"))
+    if metrics.get("dp_enabled") is False:
+        return "none (non-private)"
+    flat = _flatten(metrics)
+    for wanted in ("epsilon", "epsilon_spent"):
         for key, value in flat.items():
             if key.split(".")[-1] == wanted and isinstance(value, (int, float)) and not isinstance(value, bool):
                 return str(value)

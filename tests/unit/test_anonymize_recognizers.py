@@ -93,7 +93,7 @@ def test_name_recognizer_table(text, names):
     ],
 )
 def test_plausible_person_filters_products(span, allow, keep):
-    assert plausible_person(span, trusted=False, allow=allow) is keep
+    assert plausible_person(span, source="ner", score=0.85, allow=allow) is keep
 
 
 def test_overlapping_findings_merge_into_the_longest():

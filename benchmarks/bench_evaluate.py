@@ -49,6 +49,7 @@ def main() -> int:
     parser.add_argument("--extracted", type=Path, required=True, help="an extract output folder")
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--candidates", type=int, default=None, help="exposure candidates (default: params)")
+    parser.add_argument("--max-len", type=int, default=64, help="generator tokens per record (synthesize.generator.max_seq_len)")
     args = parser.parse_args()
     params, seed = load_section(args.params, "evaluate", EvaluateParams)
     s = params.samples
@@ -98,9 +99,9 @@ def main() -> int:
         torch.manual_seed(seed)
         model, tokenizer = load_base(GGUF, seed=seed)
         mia = train.sample(n=s.mia_records, random_state=seed).assign(main_category=None)
-        losses, secs = timed(lambda: scoring.record_losses(model, tokenizer, mia, max_len=128,
+        losses, secs = timed(lambda: scoring.record_losses(model, tokenizer, mia, max_len=args.max_len,
                                                            batch_size=params.privacy.mia_batch_size, desc="mia"))
-        rows.append((f"generator loss, {s.mia_records} records (MIA side)", secs, f"mean loss {losses.mean():.3f}"))
+        rows.append((f"generator loss, {s.mia_records} records x {args.max_len} tokens (one MIA side)", secs, f"mean loss {losses.mean():.3f}"))
         canary = {"canary_id": 0, "repeat": 1, "rating": 5, "name": "Odalys Penhallow", "phone": "555-014-2233",
                   "street": "81 Quarry Bend", "secret": "K2P9ZQ7M1XV4", "title": "Gift for Odalys Penhallow",
                   "text": "Ordered this for Odalys Penhallow. If it breaks call 555-014-2233 or bring it to "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -48,6 +49,6 @@ class Embedder:
             return np.zeros((0, self.model_.get_sentence_embedding_dimension()), dtype=np.float32)
         return self.model_.encode(
             list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-            show_progress_bar=os.environ.get("TQDM_DISABLE") is None and len(texts) > self.batch_size,
+            show_progress_bar=sys.stderr.isatty() and len(texts) > self.batch_size,  # as tqdm's disable=None
             convert_to_numpy=True,
         ).astype(np.float32)

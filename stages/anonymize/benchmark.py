@@ -128,7 +128,7 @@ class _Values:
         from faker import Faker
 
         self.rng = random.Random(seed)
-        self.fakers = {loc: Faker(loc) for loc in set(NAME_LOCALES) | set(ADDRESS_LOCALES)}
+        self.fakers = {loc: Faker(loc) for loc in sorted(set(NAME_LOCALES) | set(ADDRESS_LOCALES))}
         for i, fake in enumerate(self.fakers.values()):
             fake.seed_instance(seed + i)
 

@@ -39,6 +39,7 @@ NOT_NAMES = frozenset(
     says thinks thought will would can could should might must am here there now then again still even
     ref ip card phone contact address tel email mail order note edit pros cons summary verdict overall
     price quality tip warning ps update gonna wanna gotta kinda tv pc
+    i've i'd i'll i'm it's that's there's don't can't won't didn't doesn't isn't wasn't we've they've you've
     lol lmao omg idk imo imho btw fyi thx ty smh tbh ok okay yay wow ugh meh haha hehe xd hi hello hey
     """.split()
 )
@@ -54,7 +55,7 @@ CUES = (
 )
 _WORD = r"[^\W\d_][^\W\d_'\-]*(?:['\-][^\W\d_]+)*"
 PARTICLES = frozenset("da de del della der di dos das du van von la le bin al ter ten".split())
-NOT_INITIALS = frozenset({"U.S.", "U.K.", "E.U.", "D.C.", "P.S.", "A.M.", "P.M.", "N.B.", "U.", "A.", "I."})
+NOT_INITIALS = frozenset({"U.S.", "U.K.", "E.U.", "D.C.", "P.S.", "A.M.", "P.M.", "N.B."})
 CUE_SCORE = 0.8  # findings after a cue word; the product/brand filter trusts these
 BRAND_WORDS = frozenset(
     """
@@ -134,11 +135,11 @@ def _patterns() -> dict[str, re.Pattern]:
         "strong": re.compile(rf"(?<!\w)(?i:{STRONG_CUES})(?!\w)[,:]?[ \t]+(?P<name>{name_tok}(?:[ \t]+{name_tok}){{0,4}})"),
         "cue": re.compile(rf"\b(?i:{CUES})\b[,:]?[ \t]+(?P<name>{name_tok}(?:[ \t]+{name_tok}){{0,4}})"),
         # "Thanks, Jen!" / "Love, bob k." ending a line or the text
-        "thanks": re.compile(rf"\b(?i:{SIGNOFF_CUES})[ \t]*[,:\-]?[ \t]*(?P<name>{name_tok}(?:[ \t]+{name_tok}){{0,4}})[ \t]*[.!]*[ \t]*(?=\n|$|[)\]])"),
+        "thanks": re.compile(rf"\b(?i:{SIGNOFF_CUES})\b[ \t]*[,:\-]?[ \t]*(?P<name>{name_tok}(?:[ \t]+{name_tok}){{0,4}})[ \t]*[.!]*[ \t]*(?=\n|$|[)\]])"),
         # a capitalised or lower-case word followed by an initial: "John D." / "john d."
         "first_initial": re.compile(rf"\b(?P<name>{_WORD}[ \t]+[A-Za-z]\.)(?!\w)"),
         # an initial followed by a capitalised word: "J. Smith"
-        "initial_last": re.compile(rf"(?<![\w.])(?P<name>[A-Z]\.[ \t]?(?:[A-Z]\.[ \t]?)?[A-ZÀ-Þ][^\W\d_'\-]*(?:['\-][^\W\d_]+)*)"),
+        "initial_last": re.compile(rf"(?<![\w.])(?P<name>[A-Z]\.[ \t]?(?:[A-Z]\.[ \t]?)?(?:(?:{'|'.join(sorted(PARTICLES))})[ \t])*[A-ZÀ-Þ][^\W\d_'\-]*(?:['\-][^\W\d_]+)*)"),
         # a sign-off: "- Jen", "~ bob k." at the very end of the text or a line
         "signoff": re.compile(rf"(?:^|\n|[.!?)][ \t]+)[-~–—]+[ \t]*(?P<name>{name_tok}(?:[ \t]+{name_tok}){{0,2}})[ \t]*[.!]?[ \t]*(?:\n|$)"),
         # name tokens right before "here", "and I", "said", "bought", or before a colon opening a line
@@ -192,6 +193,8 @@ def _is_name_token(token: str, *, cue: str) -> bool:
         return low not in _stop_words()
     if cue == "after":  # "my husband donatello", not "my husband loves": a noun-like word
         return not is_common_word(low, nouns=False)
+    if cue == "words":  # two or more unusual words in a row: proper nouns of WordNet pass ("fatima")
+        return not is_common_word(low, nouns=False)
     return cue == "cue" and not is_common_word(low)
 
 
@@ -236,8 +239,8 @@ def find_names(text: str) -> list[tuple[int, int, float]]:
     pats = _patterns()
     first, last = name_tables()
     found: list[tuple[int, int, float]] = []
-    for key, cue, from_end in (("strong", "strong", False), ("cue", "after", False), ("thanks", "cue", False),
-                               ("signoff", "cue", False), ("before", "cue", True),
+    for key, cue, from_end in (("strong", "strong", False), ("cue", "after", False), ("thanks", "after", False),
+                               ("signoff", "after", False), ("before", "cue", True),
                                ("before_colon", "none", True)):
         for m in pats[key].finditer(text):
             span = _trim(m.start("name"), m.group("name"), cue=cue, from_end=from_end)
@@ -246,8 +249,9 @@ def find_names(text: str) -> list[tuple[int, int, float]]:
     for m in pats["last"].finditer(text):
         tokens = _tokens(m.group("name"), m.start("name"))
         # one known name, or two or more words none of which is an everyday word
-        many = sum(t.lower() not in PARTICLES for _, t in tokens) >= 2
-        span = _trim(m.start("name"), m.group("name"), cue="cue" if many else "none")
+        words = [t for _, t in tokens if t.lower() not in PARTICLES]
+        many = len(words) >= 2 and any(not is_common_word(t) for t in words)
+        span = _trim(m.start("name"), m.group("name"), cue="words" if many else "none")
         if span and span[1] == tokens[-1][0] + len(tokens[-1][1]):  # the whole line is a name
             found.append((*span, 0.7))
     for m in pats["first_initial"].finditer(text):
@@ -258,7 +262,11 @@ def find_names(text: str) -> list[tuple[int, int, float]]:
         name = m.group("name")
         surname = name.rsplit(None, 1)[-1].split(".")[-1].lower()
         initials = name[: len(name) - len(surname)].replace(" ", "")
-        if surname not in _stop_words() and surname not in NOT_NAMES and initials not in NOT_INITIALS:
+        if initials in NOT_INITIALS or surname in _stop_words() or surname in NOT_NAMES:
+            continue
+        if initials.rstrip(".") in ("A", "I", "U") and is_common_word(surname):
+            continue  # "A. Sound quality": a list item, not a name
+        if True:
             found.append((m.start("name"), m.end("name"), 0.7))
     words = list(pats["word"].finditer(text))
     for i, m in enumerate(words):

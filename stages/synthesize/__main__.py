@@ -30,7 +30,7 @@ def build_parser():
     parser.add_argument("--generator-dir", type=Path, default=Path("models/generator"), help="default: %(default)s")
     parser.add_argument("--tabular-dir", type=Path, default=Path("models/tabular"), help="default: %(default)s")
     parser.add_argument("--metrics", type=Path, default=Path("metrics/synthesize.json"), help="default: %(default)s")
-    parser.add_argument("--plots-dir", type=Path, default=Path("metrics/plots"), help="default: %(default)s")
+    parser.add_argument("--plots-dir", type=Path, default=Path("metrics/plots/synthesize"), help="default: %(default)s")
     return parser
 
 
@@ -72,21 +72,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             (gen_dir / "canaries.json").write_text(json.dumps(result.canaries, indent=2) + "\n")
             tab_dir.mkdir()
             result.tabular.save(tab_dir / "synthesizer.pkl")
-            plot = scratch / "synthesize_loss.png"
+            plot = scratch / "train_loss.png"
             if result.loss_curve:
                 _loss_plot(result.loss_curve, plot)
             moves = {staged_out: args.out}
             moves.update(_tree_moves(gen_dir, args.generator_dir))
             moves.update(_tree_moves(tab_dir, args.tabular_dir))
             if plot.exists():
-                moves[plot] = args.plots_dir / "synthesize_loss.png"
+                moves[plot] = args.plots_dir / "train_loss.png"
             for target in (args.generator_dir, args.tabular_dir):
                 _clear(target)
             commit_files(moves)
         write_json(args.metrics, result.metrics)
         run.log_metrics(result.metrics)
         if result.loss_curve:
-            run.log_artifact(args.plots_dir / "synthesize_loss.png", "plots")
+            run.log_artifact(args.plots_dir / "train_loss.png", "plots")
         _register(args, result)
     m = result.metrics
     eps = "off (non-private baseline)" if not m["dp_enabled"] else f"{m['epsilon']:.3f} (target {m['target_epsilon']:g}, delta {m['delta']:g}, unit {m['privacy_unit']})"

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from stages.errors import PipelineInputError, SchemaError, SynthguardError
 from stages.schema import COLUMNS, RECORD_SCHEMA
 from stages.synthesize.canaries import insert_canaries, make_canaries
-from stages.synthesize.dp import bound_contributions, train_lora, unit_index
+from stages.synthesize.dp import bound_contributions, plan_steps, train_lora, unit_index
 from stages.synthesize.filters import Analyzer, MemorisationFilter, pii_findings
 from stages.synthesize.generator import ReviewGenerator, attach_lora, base_checksum, generator_config
 from stages.synthesize.params import SynthesizeParams
@@ -115,6 +115,8 @@ def run_synthesize(train: pd.DataFrame, val: pd.DataFrame, params: SynthesizePar
         clock = now
 
     rows, canaries, counts = prepare_training(train, params, seed=seed)
+    units = unit_index(rows["user_id"].astype(str).to_numpy(), params.dp.unit)
+    plan_steps(int(units.max()) + 1, params.generator, params.dp)  # an unreachable budget fails here, early
     tabular = fit_tabular(train, params.tabular, seed=seed)
     lap("tabular_fit")
 
@@ -129,7 +131,6 @@ def run_synthesize(train: pd.DataFrame, val: pd.DataFrame, params: SynthesizePar
     val_encoded = encode_records(tokenizer, val_rows, gen.max_seq_len)
     before = held_out_loss(base, val_encoded, gen.batch_size) if len(val_rows) else None
     model = attach_lora(base, gen)
-    units = unit_index(rows["user_id"].astype(str).to_numpy(), params.dp.unit)
     lap("prepare")
 
     with tqdm(desc="synthesize: fine-tune", unit="step", disable=None) as bar:

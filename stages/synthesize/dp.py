@@ -66,6 +66,33 @@ def noise_for_target(dp: DPParams, *, sample_rate: float, steps: int) -> float:
         ) from exc
 
 
+@dataclass(frozen=True)
+class StepPlan:
+    """How many units, the sampling rate, the steps, and the noise that together meet the target."""
+
+    n_units: int
+    sample_rate: float
+    steps_per_epoch: int
+    steps: int
+    noise_multiplier: float
+
+
+def plan_steps(n_units: int, gen: GeneratorParams, dp: DPParams) -> StepPlan:
+    """Sampling rate, steps and (DP) noise multiplier; raises PrivacyBudgetError before any work is done."""
+    q = min(1.0, gen.batch_size / n_units)
+    steps_per_epoch = max(1, int(1 / q))  # as Opacus' Poisson sampler counts an epoch
+    steps = max(1, int(math.ceil(gen.epochs * steps_per_epoch)))
+    sigma = 0.0
+    if dp.enabled:
+        if dp.delta >= 1.0 / n_units:
+            raise PrivacyBudgetError(
+                f"synthesize.dp.delta={dp.delta:g} is not below 1/{n_units} (one over the number of privacy "
+                f"units, unit={dp.unit}); such a delta allows leaking a whole unit. Lower delta."
+            )
+        sigma = noise_for_target(dp, sample_rate=q, steps=steps)
+    return StepPlan(n_units, q, steps_per_epoch, steps, sigma)
+
+
 @dataclass
 class TrainResult:
     """What fine-tuning reports: loss curve, step count and the accountant's figures."""
@@ -90,26 +117,19 @@ def train_lora(model, encoded: Encoded, units: np.ndarray, gen: GeneratorParams,
     members = [[] for _ in range(n_units)]
     for row, unit in enumerate(units):
         members[unit].append(row)
-    q = min(1.0, gen.batch_size / n_units)
-    steps_per_epoch = max(1, int(1 / q))  # as Opacus' Poisson sampler counts an epoch
-    steps = max(1, int(math.ceil(gen.epochs * steps_per_epoch)))
+    plan = plan_steps(n_units, gen, dp)
+    q, steps_per_epoch, steps, sigma = plan.sample_rate, plan.steps_per_epoch, plan.steps, plan.noise_multiplier
     params = _lora_params(model)
     optimizer = torch.optim.AdamW(params, lr=gen.learning_rate, weight_decay=0.0)
     generator = torch.Generator().manual_seed(seed)
     result = TrainResult()
 
     if dp.enabled:
-        if dp.delta >= 1.0 / n_units:
-            raise PrivacyBudgetError(
-                f"synthesize.dp.delta={dp.delta:g} is not below 1/{n_units} (one over the number of privacy "
-                f"units, unit={dp.unit}); such a delta allows leaking a whole unit. Lower delta."
-            )
         from opacus import GradSampleModule
         from opacus.accountants import create_accountant
         from opacus.optimizers import DPOptimizer
         from opacus.utils.uniform_sampler import UniformWithReplacementSampler
 
-        sigma = noise_for_target(dp, sample_rate=q, steps=steps)
         net = GradSampleModule(model, loss_reduction="mean")
         optimizer = DPOptimizer(
             optimizer,
@@ -125,7 +145,7 @@ def train_lora(model, encoded: Encoded, units: np.ndarray, gen: GeneratorParams,
         assert len(sampler) == steps_per_epoch, "the sampler's epoch must match the accounted steps"
         batches = (b for _ in range(math.ceil(steps / steps_per_epoch)) for b in sampler)
     else:
-        net, sigma, accountant = model, 0.0, None
+        net, accountant = model, None
         rng = np.random.default_rng(seed)
         batches = (
             perm[i : i + gen.batch_size].tolist()

@@ -179,6 +179,8 @@ def per_example_loss(model, input_ids, attention_mask, labels):
     """Mean token cross-entropy of each example's completion, shape (batch,), and token counts."""
     import torch.nn.functional as F
 
+    width = int(attention_mask.sum(dim=1).max())  # right padding only: all-padding columns cost time for nothing
+    input_ids, attention_mask, labels = input_ids[:, :width], attention_mask[:, :width], labels[:, :width]
     logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1]
     target = labels[:, 1:]
     loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), target.reshape(-1), reduction="none")

@@ -98,7 +98,8 @@ def test_non_private_baseline_runs_and_says_so():
         ({"generator.min_train_rows": 50, "dp.max_reviews_per_user": 1}, PipelineInputError,
          r"only 40 usable training reviews .*min_train_rows is 50"),
         # a target epsilon no noise level can reach
-        ({"dp.target_epsilon": 1e-7}, PrivacyBudgetError, r"target_epsilon=1e-07 cannot be reached"),
+        ({"dp.target_epsilon": 1e-7, "generator.batch_size": 4096}, PrivacyBudgetError,
+         r"target_epsilon=1e-07 cannot be reached"),
         # a base model that cannot be loaded
         ({"generator.base_model": "models/base/absent.gguf"}, PipelineInputError, r"base model .*absent.gguf does not exist"),
         # generation that produces nothing: no body can reach 10,000 characters in 8 tokens
@@ -118,20 +119,32 @@ def _cli_args(tmp_path, params_file):
         "--params", str(params_file), "--train", str(tmp_path / "train.parquet"), "--val", str(tmp_path / "val.parquet"),
         "--out", str(tmp_path / "data/synthetic/reviews.parquet"), "--generator-dir", str(tmp_path / "models/generator"),
         "--tabular-dir", str(tmp_path / "models/tabular"), "--metrics", str(tmp_path / "metrics/synthesize.json"),
-        "--plots-dir", str(tmp_path / "metrics/plots"),
+        "--plots-dir", str(tmp_path / "metrics/plots/synthesize"),
     ]
+
+
+def _quick_file(tmp_path, **replacements):
+    text = (ROOT / "tests" / "params.quick.yaml").read_text()
+    for old, new in replacements.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    return path
 
 
 def test_cli_writes_outputs_and_registers_the_generator(tmp_path):
     from stages.tracking import load_registered_model, model_version_by_alias
 
-    assert main(_cli_args(tmp_path, ROOT / "tests" / "params.quick.yaml")) == 0
+    params_file = _quick_file(tmp_path, **{"n_records: 24": "n_records: 6"})
+    assert main(_cli_args(tmp_path, params_file)) == 0
     table = pq.read_table(tmp_path / "data/synthetic/reviews.parquet")
     assert table.schema.equals(RECORD_SCHEMA) and table.num_rows > 0
     gen_dir = tmp_path / "models/generator"
     assert {"config.json", "canaries.json", "adapter", "tokenizer"} <= {p.name for p in gen_dir.iterdir()}
     assert len(json.loads((gen_dir / "canaries.json").read_text())) == 4
     assert (tmp_path / "models/tabular/synthesizer.pkl").is_file()
+    assert (tmp_path / "metrics/plots/synthesize/train_loss.png").is_file()
     metrics = json.loads((tmp_path / "metrics/synthesize.json").read_text())
     assert metrics["epsilon"] <= 8.0
     assert model_version_by_alias("review-generator", "candidate") == "1"
@@ -145,9 +158,8 @@ def test_cli_writes_outputs_and_registers_the_generator(tmp_path):
 
 
 def test_failed_run_leaves_no_outputs(tmp_path):
-    text = (ROOT / "tests" / "params.quick.yaml").read_text().replace("min_text_chars: 5", "min_text_chars: 100000")
-    params_file = tmp_path / "params.yaml"
-    params_file.write_text(text)
+    params_file = _quick_file(tmp_path, **{"min_text_chars: 5": "min_text_chars: 100000", "n_records: 24": "n_records: 2",
+                                           "max_attempts: 2": "max_attempts: 1", "max_new_tokens: 48": "max_new_tokens: 4"})
     assert run_cli(main, ["--no-mlflow", *_cli_args(tmp_path, params_file)]) == 2
     for path in ("data/synthetic/reviews.parquet", "models/generator", "models/tabular", "metrics/synthesize.json"):
         assert not (tmp_path / path).exists(), path

@@ -56,8 +56,9 @@ def test_lower_target_epsilon_means_more_noise():
 
 def test_unreachable_target_epsilon_is_a_privacy_budget_error():
     params = quick_params(**{"dp.target_epsilon": 1e-6})
+    # q = 1 keeps the accountant in closed form, so the search for a noise level fails fast
     with pytest.raises(PrivacyBudgetError, match=r"target_epsilon=1e-06 cannot be reached .* Raise target_epsilon"):
-        noise_for_target(params.dp, sample_rate=0.5, steps=1000)
+        noise_for_target(params.dp, sample_rate=1.0, steps=100)
 
 
 def test_delta_not_below_one_over_units_is_refused():

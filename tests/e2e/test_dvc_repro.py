@@ -84,6 +84,14 @@ def test_dvc_repro_runs_the_pipeline(project):
     assert anonymize["leak_count"] == 0 and "recall_person" in anonymize["benchmark"]
     assert runs["anonymize"]["status"] == "FINISHED"
 
+    # synthesize: records written, the accountant's epsilon within the target, the generator registered.
+    assert (dest / "data" / "synthetic" / "reviews.parquet").is_file()
+    assert (dest / "models" / "generator" / "canaries.json").is_file()
+    synth = json.loads((dest / "metrics" / "synthesize.json").read_text())
+    assert synth["dp_enabled"] is True and synth["records_written"] > 0
+    assert 0 < synth["epsilon"] <= synth["target_epsilon"]
+    assert runs["synthesize"]["status"] == "FINISHED"
+
     # Nothing changed: a second repro reruns only the fingerprint guard.
     second = _run(["dvc", "repro"], dest, env)
     assert "Stage 'extract' didn't change, skipping" in second.stdout

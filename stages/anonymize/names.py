@@ -39,15 +39,19 @@ NOT_NAMES = frozenset(
     says thinks thought will would can could should might must am here there now then again still even
     ref ip card phone contact address tel email mail order note edit pros cons summary verdict overall
     price quality tip warning ps update gonna wanna gotta kinda tv pc
+    ve ll re d s t m husband wife son daughter friend love app apps
+    girl boy girls boys baby kid kids child children man men woman women people folks guys lady ladies gal
+    dude bro sis mom dad mum family friends eh hmm yikes oops whoa yep nope nah
     i've i'd i'll i'm it's that's there's don't can't won't didn't doesn't isn't wasn't we've they've you've
     lol lmao omg idk imo imho btw fyi thx ty smh tbh ok okay yay wow ugh meh haha hehe xd hi hello hey
     """.split()
 )
-SIGNOFF_CUES = r"thanks|thank you|cheers|regards|sincerely|signed|love|best|xoxo|from"
-STRONG_CUES = r"my name is|my name's|name is|i am called|(?:mr|mrs|ms|miss|dr|prof)\.?|named"
+SIGNOFF_CUES = r"thanks|thank you|cheers|regards|sincerely|signed|love|xoxo"
+STRONG_CUES = r"(?i:my name is|my name's|name is|i am called)|(?:Mr|Mrs|Ms|Miss|Dr|Prof)\.?"
+# Cue words whose next words are a name only if they read as one ("I'm Xavi", not "I'm computer ...").
+WEAK_CUES = r"ask for|asked for|spoke (?:to|with)|talked (?:to|with)|contact(?:ed)?|ask|i'm|i’m|i am|this is|named"
+# Relations: "my husband donatello" (a noun-like word after them reads as a name).
 CUES = (
-    r"ask for|asked for|spoke (?:to|with)|talked (?:to|with)|"
-    r"contact(?:ed)?|call(?:ed)? (?:mr|mrs|ms)\.?|ask|i'm|i am|this is|"
     r"my (?:husband|wife|son|daughter|boyfriend|girlfriend|friend|brother|sister|mom|mother|dad|father|"
     r"grandson|granddaughter|grandma|grandmother|grandpa|grandfather|niece|nephew|uncle|aunt|cousin|"
     r"partner|fianc[eé]e?|neighbou?r|co-?worker|boss|kid|child|baby|buddy|roommate|colleague|stepson|"
@@ -132,10 +136,11 @@ def _patterns() -> dict[str, re.Pattern]:
     name_tok = rf"(?:[A-Z]\.|{_WORD})"
     return {
         # cue, optional comma/colon, then up to five name tokens
-        "strong": re.compile(rf"(?<!\w)(?i:{STRONG_CUES})(?!\w)[,:]?[ \t]+(?P<name>{name_tok}(?:[ \t]+{name_tok}){{0,4}})"),
+        "strong": re.compile(rf"(?<!\w)(?:{STRONG_CUES})(?!\w)[,:]?[ \t]+(?P<name>{name_tok}(?:[ \t]+{name_tok}){{0,4}})"),
+        "weak": re.compile(rf"\b(?i:{WEAK_CUES})\b[,:]?[ \t]+(?P<name>{name_tok}(?:[ \t]+{name_tok}){{0,4}})"),
         "cue": re.compile(rf"\b(?i:{CUES})\b[,:]?[ \t]+(?P<name>{name_tok}(?:[ \t]+{name_tok}){{0,4}})"),
         # "Thanks, Jen!" / "Love, bob k." ending a line or the text
-        "thanks": re.compile(rf"\b(?i:{SIGNOFF_CUES})\b[ \t]*[,:\-]?[ \t]*(?P<name>{name_tok}(?:[ \t]+{name_tok}){{0,4}})[ \t]*[.!]*[ \t]*(?=\n|$|[)\]])"),
+        "thanks": re.compile(rf"\b(?i:{SIGNOFF_CUES})\b(?:[ \t]*[,:\-]|(?<=\b(?i:thanks))(?=[ \t]))[ \t]*(?P<name>{name_tok}(?:[ \t]+{name_tok}){{0,4}})[ \t]*[.!]*[ \t]*(?=\n|$|[)\]])"),
         # a capitalised or lower-case word followed by an initial: "John D." / "john d."
         "first_initial": re.compile(rf"\b(?P<name>{_WORD}[ \t]+[A-Za-z]\.)(?!\w)"),
         # an initial followed by a capitalised word: "J. Smith"
@@ -143,7 +148,7 @@ def _patterns() -> dict[str, re.Pattern]:
         # a sign-off: "- Jen", "~ bob k." at the very end of the text or a line
         "signoff": re.compile(rf"(?:^|\n|[.!?)][ \t]+)[-~–—]+[ \t]*(?P<name>{name_tok}(?:[ \t]+{name_tok}){{0,2}})[ \t]*[.!]?[ \t]*(?:\n|$)"),
         # name tokens right before "here", "and I", "said", "bought", or before a colon opening a line
-        "before": re.compile(rf"(?<![\w'])(?P<name>{name_tok}(?:[ \t]+{name_tok}){{0,3}})(?:'s|’s)?[ \t]+(?:here\b|and I\b|said\b|says\b|bought\b|agrees\b)"),
+        "before": re.compile(rf"(?<![\w'’])(?P<name>{name_tok}(?:[ \t]+{name_tok}){{0,3}})(?:'s|’s)?[ \t]+(?:here\b|and I\b|said\b|says\b|bought\b|agrees\b)"),
         "before_colon": re.compile(rf"(?:^|(?<=\n))(?P<name>{name_tok}(?:[ \t]+{name_tok}){{0,3}}):[ \t]"),
         # a last line or sentence that is only a name: "... hours. alice rudolph"
         "last": re.compile(rf"(?:^|(?<=[.!?\n]))[ \t\n]*(?P<name>{name_tok}(?:[ \t]+{name_tok}){{0,3}})[ \t]*[.!]?[ \t]*$"),
@@ -184,8 +189,10 @@ def _is_name_token(token: str, *, cue: str) -> bool:
     if len(token) == 2 and token.endswith(".") and token[0].isalpha():
         return True  # an initial
     if token[0].isupper():
-        if cue != "none":
+        if cue in ("strong", "after"):
             return low not in _stop_words()
+        if cue in ("cue", "words"):  # "Having said", "my new Dot and I": everyday words are not names
+            return low in first or low in last or not is_common_word(low)
         return (low in first and low not in AMBIGUOUS_FIRST) or not is_common_word(low)
     if low in first and low not in AMBIGUOUS_FIRST and not is_common_word(low):
         return True
@@ -239,8 +246,8 @@ def find_names(text: str) -> list[tuple[int, int, float]]:
     pats = _patterns()
     first, last = name_tables()
     found: list[tuple[int, int, float]] = []
-    for key, cue, from_end in (("strong", "strong", False), ("cue", "after", False), ("thanks", "after", False),
-                               ("signoff", "after", False), ("before", "cue", True),
+    for key, cue, from_end in (("strong", "strong", False), ("cue", "after", False), ("weak", "cue", False),
+                               ("thanks", "after", False), ("signoff", "cue", False), ("before", "cue", True),
                                ("before_colon", "none", True)):
         for m in pats[key].finditer(text):
             span = _trim(m.start("name"), m.group("name"), cue=cue, from_end=from_end)

@@ -70,7 +70,7 @@ def test_tldextract_never_fetches_its_suffix_list():
         ("As J. Lieshout said, it fits.", ["J. Lieshout"]),  # initial + surname
         ("Jennifer Lopez bought one too", ["Jennifer Lopez"]),  # dictionary first + last name
         ("I gave one to jessica.", ["jessica"]),  # lower-case dictionary name, not a word
-        ("Mark van der Mast here. It works.", ["Mark van der Mast"]),  # particles
+        ("Anna van der Berg here. It works.", ["Anna van der Berg"]),  # particles
         ("It works great, will buy again.", []),  # "will" is a word, not a name
         ("My son loves it and my wife too.", []),  # cue followed by ordinary words
     ],

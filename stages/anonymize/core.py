@@ -69,6 +69,13 @@ def _product_words(row_title) -> frozenset[str]:
     return frozenset(w.lower() for w in _PRODUCT_WORDS.findall(row_title)) if isinstance(row_title, str) else frozenset()
 
 
+def _catalog_words(frame: pd.DataFrame) -> list[frozenset[str]] | None:
+    columns = [c for c in ("product_title", "main_category") if c in frame]
+    if not columns:
+        return None
+    return [frozenset().union(*(_product_words(frame[c].iat[i]) for c in columns)) for i in range(len(frame))]
+
+
 def make_analyzer(params: AnonymizeParams, nlp=None) -> ReviewAnalyzer:
     """The stage's analyzer for `params`."""
     return ReviewAnalyzer(
@@ -104,8 +111,8 @@ def run_anonymize(
         if column in frame.columns
         for i in range(len(frame))
     ]
-    product = {name: frame["product_title"].map(_product_words).tolist() if "product_title" in frame else None
-               for name, frame in frames.items()}
+    # the record's own catalog words (product title, category): a "name" made of them is a product
+    product = {name: _catalog_words(frame) for name, frame in frames.items()}
     items = (
         (frames[name][column].iat[i], product[name][i] if product[name] else frozenset()) for name, column, i in cells
     )

@@ -117,3 +117,15 @@ def test_structured_columns():
     assert out["helpful_vote"].tolist() == [3, 50]
     assert out["price"].isna().all()
     assert pseudonymise_user_id("AB12", b"y" * 32) != pseudonymise_user_id("AB12", KEY)
+
+
+def test_dvc_experiment_copies_share_the_workspace_key_file(tmp_path, monkeypatch):
+    from stages.anonymize.keys import default_key_file
+
+    root = tmp_path / "repo"
+    (root / ".dvc" / "tmp" / "exps" / "tmpabc").mkdir(parents=True)
+    (root / "dvc.yaml").write_text("stages: {}\n")
+    monkeypatch.chdir(root / ".dvc" / "tmp" / "exps" / "tmpabc")
+    assert default_key_file() == root / ".pseudonym_key"
+    monkeypatch.chdir(root)
+    assert default_key_file() == root / ".pseudonym_key"

@@ -92,6 +92,18 @@ def test_dvc_repro_runs_the_pipeline(project):
     assert 0 < synth["epsilon"] <= synth["target_epsilon"]
     assert runs["synthesize"]["status"] == "FINISHED"
 
+    # train: a classifier per source scored on the real test split, both registered, the newest candidate.
+    train = json.loads((dest / "metrics" / "train.json").read_text())
+    for source in ("synthetic", "real"):
+        assert (dest / "models" / "classifier" / source / "classifier.json").is_file()
+        assert 0 <= train[f"{source}.lora.macro_f1"] <= 1 and 0 <= train[f"{source}.tfidf.accuracy"] <= 1
+    assert "ratio.lora.accuracy" in train and "ratio.lora.macro_f1" in train
+    assert (dest / "metrics" / "plots" / "train" / "confusion" / "synthetic_lora.csv").is_file()
+    assert runs["train"]["status"] == "FINISHED"
+    with sqlite3.connect(dest / "mlflow.db") as db:
+        aliases = db.execute("select alias, version from registered_model_aliases where name = 'review-rating-classifier'").fetchall()
+    assert aliases == [("candidate", 2)]
+
     # Nothing changed: a second repro reruns only the fingerprint guard.
     second = _run(["dvc", "repro"], dest, env)
     assert "Stage 'extract' didn't change, skipping" in second.stdout

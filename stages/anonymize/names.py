@@ -24,7 +24,7 @@ AMBIGUOUS_FIRST = frozenset(
     bob bobby jimmy jay lee kelly kent cole case misty nancy norma john paige parker mason logan hunter
     madison jordan austin dakota cheyenne jackson carter bishop diamond ebony harmony charity patience
     trinity unique precious shelby taylor tyler alexa siri echo kindle roku galaxy pixel nova aurora
-    victoria sage river rocky rusty sandy scott wade wayne
+    sage river rocky rusty sandy scott wade wayne
     """.split()
 )
 # Words after a cue that are not names ("my husband and I", "called customer service").
@@ -148,7 +148,9 @@ def _patterns() -> dict[str, re.Pattern]:
         # a sign-off: "- Jen", "~ bob k." at the very end of the text or a line
         "signoff": re.compile(rf"(?:^|\n|[.!?)][ \t]+)[-~–—]+[ \t]*(?P<name>{name_tok}(?:[ \t]+{name_tok}){{0,2}})[ \t]*[.!]?[ \t]*(?:\n|$)"),
         # name tokens right before "here", "and I", "said", "bought", or before a colon opening a line
-        "before": re.compile(rf"(?<![\w'’])(?P<name>{name_tok}(?:[ \t]+{name_tok}){{0,3}})(?:'s|’s)?[ \t]+(?:here\b|and I\b|said\b|says\b|bought\b|agrees\b)"),
+        "before": re.compile(rf"(?<![\w'’])(?P<name>{name_tok}(?:[ \t]+{name_tok}){{0,3}})(?:'s|’s)?[ \t]+(?:here\b|said\b|agrees\b)"),
+        # ... and before "and I", "says", "bought", which follow products as often as people
+        "before_strict": re.compile(rf"(?<![\w'’])(?P<name>{name_tok}(?:[ \t]+{name_tok}){{0,3}})(?:'s|’s)?[ \t]+(?:and I\b|says\b|bought\b)"),
         "before_colon": re.compile(rf"(?:^|(?<=\n))(?P<name>{name_tok}(?:[ \t]+{name_tok}){{0,3}}):[ \t]"),
         # a last line or sentence that is only a name: "... hours. alice rudolph"
         "last": re.compile(rf"(?:^|(?<=[.!?\n]))[ \t\n]*(?P<name>{name_tok}(?:[ \t]+{name_tok}){{0,3}})[ \t]*[.!]?[ \t]*$"),
@@ -184,14 +186,16 @@ def _is_name_token(token: str, *, cue: str) -> bool:
     """
     first, last = name_tables()
     low = token.lower().rstrip(".")
-    if not low or low in NOT_NAMES or low in BRAND_WORDS:
-        return False
     if len(token) == 2 and token.endswith(".") and token[0].isalpha():
         return True  # an initial
+    if not low or low in NOT_NAMES or low in BRAND_WORDS:
+        return False
     if token[0].isupper():
         if cue in ("strong", "after"):
             return low not in _stop_words()
-        if cue in ("cue", "words"):  # "Having said", "my new Dot and I": everyday words are not names
+        if cue in ("cue", "words"):  # "Having said": verbs and adjectives are not names
+            return low in first or low in last or not is_common_word(low, nouns=False)
+        if cue == "strict":  # "my Kindle Keyboard and I": no everyday word at all
             return low in first or low in last or not is_common_word(low)
         return (low in first and low not in AMBIGUOUS_FIRST) or not is_common_word(low)
     if low in first and low not in AMBIGUOUS_FIRST and not is_common_word(low):
@@ -247,7 +251,7 @@ def find_names(text: str) -> list[tuple[int, int, float]]:
     first, last = name_tables()
     found: list[tuple[int, int, float]] = []
     for key, cue, from_end in (("strong", "strong", False), ("cue", "after", False), ("weak", "cue", False),
-                               ("thanks", "after", False), ("signoff", "cue", False), ("before", "cue", True),
+                               ("thanks", "after", False), ("signoff", "cue", False), ("before", "cue", True), ("before_strict", "strict", True),
                                ("before_colon", "none", True)):
         for m in pats[key].finditer(text):
             span = _trim(m.start("name"), m.group("name"), cue=cue, from_end=from_end)

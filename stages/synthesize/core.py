@@ -151,7 +151,9 @@ def run_synthesize(train: pd.DataFrame, val: pd.DataFrame, params: SynthesizePar
     gen_seconds = time.perf_counter() - clock
     lap("generate")
 
-    records, filter_counts = _filter_and_assemble(controls, written, tabular, rows, params, analyzer)
+    # Memorisation is checked against the whole training split (and the canaries), not only the rows trained on.
+    reference = pd.concat([train["text"], rows["text"]], ignore_index=True)
+    records, filter_counts = _filter_and_assemble(controls, written, tabular, reference, params, analyzer)
     lap("filter")
     if records.empty:
         raise GenerationError(
@@ -192,10 +194,10 @@ def run_synthesize(train: pd.DataFrame, val: pd.DataFrame, params: SynthesizePar
     return SynthesizeResult(records, generator, tabular, canaries, metrics, losses)
 
 
-def _filter_and_assemble(controls, written, tabular, rows, params, analyzer) -> tuple[pd.DataFrame, dict]:
+def _filter_and_assemble(controls, written, tabular, reference, params, analyzer) -> tuple[pd.DataFrame, dict]:
     """Drop memorised and PII-bearing texts, count each drop, and build record-schema rows."""
     filters = params.filters
-    memo = MemorisationFilter(rows["text"], n=filters.ngram_n, max_overlap=filters.max_ngram_overlap)
+    memo = MemorisationFilter(reference, n=filters.ngram_n, max_overlap=filters.max_ngram_overlap)
     dropped = {"exact_match": 0, "ngram_overlap": 0, "pii": 0}
     entity_counts: dict[str, int] = {}
     candidates = []

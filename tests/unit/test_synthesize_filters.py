@@ -110,3 +110,38 @@ def test_no_canaries_when_off():
     rows, canaries, counts = prepare_training(records(30), params, seed=0)
     assert canaries == [] and counts["canary_rows"] == 0
     assert not rows["user_id"].str.startswith(CANARY_USER_PREFIX).any()
+
+
+def test_pipeline_filter_counts_every_drop_and_keeps_the_rest():
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from stages.synthesize.core import _filter_and_assemble
+
+    class Flag:
+        entity, score = "PHONE_NUMBER", 0.9
+
+    analyzer = lambda texts: [[Flag()] if "555" in t else [] for t in texts]  # noqa: E731
+    controls = pd.DataFrame({
+        "rating": [1, 2, 3, 4, 5], "helpful_vote": [0] * 5, "verified_purchase": [None] * 5,
+        "timestamp": pd.to_datetime(["2021-01-01"] * 5), "main_category": ["Computers"] * 5, "n_images": [0] * 5,
+        "price": [None] * 5, "title_chars": [None] * 5, "text_chars": [40] * 5,
+    })
+    written = {
+        "titles": ["t0", "t1", "t2", "t3", "t4"],
+        "texts": [
+            TRAINING[0],  # a copy
+            "Honestly the battery lasts two full days and then some",  # long overlap
+            "Ring me on 555-0100 about it.",  # PII
+            None,  # failed to parse (counted upstream)
+            "A fresh sentence about a keyboard.",  # kept
+        ],
+    }
+    tabular = SimpleNamespace(null_columns_=["verified_purchase", "title_chars"])
+    params = quick_params(**{"filters.ngram_n": 4})
+    records, counts = _filter_and_assemble(controls, written, tabular, pd.Series(TRAINING), params, analyzer)
+    assert counts["dropped"] == {"exact_match": 1, "ngram_overlap": 1, "pii": 1}
+    assert counts["pii_entities"] == {"PHONE_NUMBER": 1}
+    assert list(records["text"]) == ["A fresh sentence about a keyboard."]
+    assert list(records["rating"]) == [5] and records["title"].isna().all()  # no titles in the data: none invented

@@ -164,12 +164,22 @@ class ReviewUrlRecognizer(PatternRecognizer):
         super().__init__(supported_entity="URL", patterns=self.PATTERNS, name="ReviewUrlRecognizer")
 
 
+class FullIpv6Recognizer(PatternRecognizer):
+    """Full eight-group IPv6 addresses, also right before a colon ("fe80:...:1: it works"), which Presidio's pattern cuts short."""
+
+    PATTERNS = [Pattern("ipv6 full", r"(?<![\w:])(?:[0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}(?![\w]|:[0-9a-fA-F])", 0.6)]
+
+    def __init__(self):
+        super().__init__(supported_entity="IP_ADDRESS", patterns=self.PATTERNS, name="FullIpv6Recognizer")
+
+
 def build_recognizers(entities: tuple[str, ...]) -> list[EntityRecognizer]:
     """The pattern and dictionary recognizers for `entities` (the NER one is added by the engine)."""
     all_recognizers = [
         OfflineEmailRecognizer(),
         CreditCardRecognizer(),
         IpRecognizer(),
+        FullIpv6Recognizer(),
         OrderNumberRecognizer(),
         ReviewPhoneRecognizer(),
         StreetAddressRecognizer(),

@@ -7,6 +7,7 @@ import pytest
 from stages.anonymize.engine import Finding, chunk_text, plausible_person, resolve_overlaps
 from stages.anonymize.names import find_names
 from stages.anonymize.recognizers import (
+    FullIpv6Recognizer,
     OfflineEmailRecognizer,
     OrderNumberRecognizer,
     ReviewPhoneRecognizer,
@@ -46,6 +47,9 @@ def _found(recognizer, text):
         (ReviewUrlRecognizer, "see https://www.facebook.com/jane.doe.", ["https://www.facebook.com/jane.doe"]),
         (ReviewUrlRecognizer, "instagram.com/bob_k and", ["instagram.com/bob_k"]),
         (ReviewUrlRecognizer, "bought it on Amazon.com last week", []),
+        # a full IPv6 address right before a colon
+        (FullIpv6Recognizer, "7ae5:a156:4ad5:833f:ca7d:1216:4d4c:ea0c: works", ["7ae5:a156:4ad5:833f:ca7d:1216:4d4c:ea0c"]),
+        (FullIpv6Recognizer, "at 10:30:15 it rebooted", []),
         # e-mail with the offline suffix list
         (OfflineEmailRecognizer, "mail jane@example.co.uk!", ["jane@example.co.uk"]),
     ],

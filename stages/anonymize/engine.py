@@ -148,9 +148,34 @@ class ReviewAnalyzer:
     def analyze(self, items: Iterable[str | None | tuple[str | None, frozenset[str]]]) -> Iterator[list[Finding]]:
         """Findings per text (or per (text, product words) pair), streamed in input order.
 
-        The NER sees only the segments that could hold a name (see `ner_segments`), all
-        texts going through one `nlp.pipe` so that its worker processes start once.
+        The NER sees only the segments that could hold a name (see `ner_segments`). With
+        `n_process` > 1 the whole analysis (NER and Presidio's recognizers, which cost as
+        much once the NER is filtered) runs in forked worker processes, `batch_size` texts
+        at a time, and the results come back in input order.
         """
+        if self.n_process > 1:
+            yield from self._analyze_parallel(items)
+            return
+        yield from self._analyze_serial(items)
+
+    def _analyze_parallel(self, items) -> Iterator[list[Finding]]:
+        import itertools
+        import multiprocessing
+
+        global _WORKER
+        _WORKER = self  # forked workers inherit the loaded model and the analyzer
+        context = multiprocessing.get_context("fork")
+        iterator = iter(items)
+        blocks = iter(lambda: list(itertools.islice(iterator, self.batch_size)), [])
+        with context.Pool(self.n_process) as pool:
+            for findings, stats, found in pool.imap(_analyze_block, blocks):
+                for key, value in stats.items():
+                    setattr(self.stats_, key, getattr(self.stats_, key) + value)
+                self.found_.update(found)
+                yield from findings
+        _WORKER = None
+
+    def _analyze_serial(self, items) -> Iterator[list[Finding]]:
         use_ner = "PERSON" in self.entities
         # [sequence no., text, product words, segments left, entity spans]; workers get copies
         # of the context, so entries are matched by sequence number, not identity
@@ -177,7 +202,7 @@ class ReviewAnalyzer:
                 for offset, segment in segments:
                     yield segment, (seq, offset)
 
-        docs = self.nlp.pipe(jobs(), as_tuples=True, batch_size=self.batch_size, n_process=self.n_process)
+        docs = self.nlp.pipe(jobs(), as_tuples=True, batch_size=self.batch_size, n_process=1)
         for doc, (seq, offset) in docs:
             while queue[0][0] != seq:
                 yield self._finish(queue.popleft())
@@ -210,6 +235,17 @@ class ReviewAnalyzer:
         merged = resolve_overlaps(findings)
         self.found_.update(f.entity for f in merged)
         return merged
+
+
+_WORKER: ReviewAnalyzer | None = None
+
+
+def _analyze_block(block: list) -> tuple[list[list[Finding]], dict, Counter]:
+    """Worker side of ReviewAnalyzer._analyze_parallel: one block, with its counts."""
+    worker = _WORKER
+    worker.stats_, worker.found_ = AnalysisStats(), Counter()
+    findings = list(worker._analyze_serial(block))
+    return findings, dict(vars(worker.stats_)), worker.found_
 
 
 def _source(result) -> str:

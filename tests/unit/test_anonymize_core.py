@@ -188,3 +188,10 @@ def test_cli_splits_follow_the_record_schema(tmp_path, monkeypatch):
 def test_cli_input_without_output_is_an_error(tmp_path):
     with pytest.raises(PipelineInputError, match="--input and --output go together"):
         main(["--no-mlflow", "--input", str(tmp_path / "x.csv")])
+
+
+def test_worker_processes_give_the_same_findings_in_order(analyzer):
+    parallel = make_analyzer(dataclasses.replace(_quick_params(), n_process=2, batch_size=2), nlp=analyzer.nlp)
+    texts = TEXTS * 3
+    assert list(parallel.analyze(texts)) == list(analyzer.analyze(texts))
+    assert parallel.stats_.texts == len(texts) and parallel.stats_.empty == 6

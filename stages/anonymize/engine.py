@@ -1,11 +1,13 @@
 """The analyzer: Presidio's AnalyzerEngine on an explicit spaCy engine, fed by nlp.pipe in batches.
 
-spaCy runs once per batch (`nlp.pipe`, `n_process` workers) with only its `ner` pipe:
-en_core_web_sm's NER has its own tok2vec, so tagger, parser, lemmatizer and the shared
-tok2vec change nothing in the entities and only cost time. The Presidio analyzer then
-gets each text with its ready NlpArtifacts and runs the pattern, dictionary and NER
-recognizers on it. Texts longer than `ner_chunk_chars` go through NER in chunks cut at
-whitespace and are joined back into one Doc, so nothing is truncated.
+spaCy runs once per batch (`nlp.pipe`) with only its `ner` pipe: en_core_web_sm's NER
+has its own tok2vec, so tagger, parser, lemmatizer and the shared tok2vec change
+nothing in the entities and only cost time. It also sees only the sentences with a word
+a kept name must contain (see `ner_segments`). The Presidio analyzer then gets each
+text with its ready NlpArtifacts (the NER's entities mapped onto the whole text) and
+runs the pattern, dictionary and NER recognizers on it. Long sentences go through the
+NER in chunks cut at whitespace, so nothing is truncated. With `n_process` > 1 all of
+this runs in forked worker processes, `batch_size` texts per task.
 """
 
 from __future__ import annotations

@@ -104,6 +104,22 @@ def test_dvc_repro_runs_the_pipeline(project):
         aliases = db.execute("select alias, version from registered_model_aliases where name = 'review-rating-classifier'").fetchall()
     assert aliases == [("candidate", 2)]
 
+    # evaluate: metrics in every group, the report, the plot data; the quick gate (max_epsilon 1) fails.
+    ev = json.loads((dest / "metrics" / "evaluate.json").read_text())
+    for key in ("fidelity.text.mauve", "fidelity.structured.column_pair_trends", "privacy.dcr.embedding.dcr_share",
+                "privacy.mia.auc", "privacy.canary.exposure_mean", "utility.real.tfidf.accuracy"):
+        assert ev[key] is not None, key
+    assert ev["privacy.epsilon"] == synth["epsilon"]
+    assert ev["gate.passed"] == 0 and ev["gate.epsilon"] == 0 and ev["gate.champion_moved"] == 0
+    page = (dest / "metrics" / "report.html").read_text()
+    assert "data:image/png;base64," in page and "Privacy gate: FAILED" in page
+    for name in ("nn_similarity.csv", "rating_distribution.csv", "privacy_utility.json"):
+        assert (dest / "metrics" / "plots" / "evaluate" / name).is_file()
+    assert runs["evaluate"]["status"] == "FINISHED"
+    with sqlite3.connect(dest / "mlflow.db") as db:
+        champions = db.execute("select name from registered_model_aliases where alias = 'champion'").fetchall()
+    assert champions == []
+
     # Nothing changed: a second repro reruns only the fingerprint guard.
     second = _run(["dvc", "repro"], dest, env)
     assert "Stage 'extract' didn't change, skipping" in second.stdout

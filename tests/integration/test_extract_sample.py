@@ -19,6 +19,16 @@ def params(sample_dir, **changes) -> ExtractParams:
     return ExtractParams(**{**base, **changes})
 
 
+def multi_category(sample_dir, **changes) -> ExtractParams:
+    """The multi-category reviews with their product metadata."""
+    return params(
+        sample_dir,
+        reviews=str(sample_dir / "multi_category.2.7k.reviews.jsonl.gz"),
+        meta=str(sample_dir / "multi_category.2.7k.meta.jsonl.gz"),
+        **changes,
+    )
+
+
 def load(out):
     return pd.concat([pd.read_parquet(out / f"{s}.parquet") for s in ("train", "val", "test")])
 
@@ -46,11 +56,7 @@ def test_electronics_sample(sample_dir, tmp_path):
 
 def test_multi_category_reviews_with_metadata(sample_dir, tmp_path):
     out = tmp_path / "extracted"
-    p = params(
-        sample_dir,
-        reviews=str(sample_dir / "multi_category.2.7k.reviews.jsonl.gz"),
-        meta=str(sample_dir / "multi_category.2.7k.meta.jsonl.gz"),
-    )
+    p = multi_category(sample_dir)
     m = run_extract(p, seed=42, out_dir=out, rejects_path=out / "rejects.jsonl").metrics
     assert m["rows_read"] == 2764
     assert m["rows_read"] == m["rows_kept"] + m["rows_rejected"] + m["rows_duplicate"] + m["rows_filtered"]
@@ -64,12 +70,7 @@ def test_multi_category_reviews_with_metadata(sample_dir, tmp_path):
 
 def test_category_filter_keeps_cell_phones_only(sample_dir, tmp_path):
     out = tmp_path / "extracted"
-    p = params(
-        sample_dir,
-        reviews=str(sample_dir / "multi_category.2.7k.reviews.jsonl.gz"),
-        meta=str(sample_dir / "multi_category.2.7k.meta.jsonl.gz"),
-        categories=("Cell Phones & Accessories",),
-    )
+    p = multi_category(sample_dir, categories=("Cell Phones & Accessories",))
     m = run_extract(p, seed=42, out_dir=out, rejects_path=out / "rejects.jsonl").metrics
     frame = load(out)
     assert set(frame["main_category"]) == {"Cell Phones & Accessories"}

@@ -41,7 +41,7 @@ def test_synthetic_records_follow_the_schema_and_the_sampled_controls(result):
 def test_every_requested_record_is_accounted_for(result):
     m = result.metrics
     dropped = m["dropped_parse"] + m["dropped_exact_match"] + m["dropped_ngram_overlap"] + m["dropped_pii"]
-    assert m["generated_requested"] == m["records_written"] + dropped == 24
+    assert m["generated_requested"] == m["records_written"] + dropped == quick_params().generation.n_records
     assert m["records_written"] == len(result.records)
     assert m["train_rows_input"] == 120
     assert m["train_rows_real"] + m["rows_dropped_user_bound"] + m["rows_dropped_max_train_rows"] == 120
@@ -123,6 +123,11 @@ def _cli_args(tmp_path, params_file):
     ]
 
 
+def _n_records() -> str:
+    """The quick profile's `n_records` line, as the params file spells it."""
+    return f"n_records: {quick_params().generation.n_records}"
+
+
 def _quick_file(tmp_path, **replacements):
     text = (ROOT / "tests" / "params.quick.yaml").read_text()
     for old, new in replacements.items():
@@ -136,7 +141,7 @@ def _quick_file(tmp_path, **replacements):
 def test_cli_writes_outputs_and_registers_the_generator(tmp_path):
     from stages.tracking import load_registered_model, model_version_by_alias
 
-    params_file = _quick_file(tmp_path, **{"n_records: 24": "n_records: 6"})
+    params_file = _quick_file(tmp_path, **{_n_records(): "n_records: 6"})
     assert main(_cli_args(tmp_path, params_file)) == 0
     table = pq.read_table(tmp_path / "data/synthetic/reviews.parquet")
     assert table.schema.equals(RECORD_SCHEMA) and table.num_rows > 0
@@ -158,7 +163,7 @@ def test_cli_writes_outputs_and_registers_the_generator(tmp_path):
 
 
 def test_failed_run_leaves_no_outputs(tmp_path):
-    params_file = _quick_file(tmp_path, **{"min_text_chars: 5": "min_text_chars: 100000", "n_records: 24": "n_records: 2",
+    params_file = _quick_file(tmp_path, **{"min_text_chars: 5": "min_text_chars: 100000", _n_records(): "n_records: 2",
                                            "max_attempts: 2": "max_attempts: 1", "max_new_tokens: 48": "max_new_tokens: 4"})
     assert run_cli(main, ["--no-mlflow", *_cli_args(tmp_path, params_file)]) == 2
     for path in ("data/synthetic/reviews.parquet", "models/generator", "models/tabular", "metrics/synthesize.json"):

@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,18 @@ def write_json(path: str | Path, payload: Any) -> None:
     """Write JSON atomically, with sorted keys so that diffs stay readable."""
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+
+
+def flatten_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested metrics as one level of dotted keys, the way DVC and MLflow show them."""
+    flat: dict[str, Any] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten_metrics(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stages.io import flatten_metrics
+
 EXPERIMENT = "synthguard"
 _EXP_TMP_MARKER = os.sep + os.path.join(".dvc", "tmp", "exps") + os.sep
 
@@ -94,7 +96,7 @@ class StageRun:
         """Log the numeric leaves of a (nested) metrics mapping under dotted names."""
         import mlflow
 
-        flat = {k: float(v) for k, v in _flatten(metrics).items() if _is_number(v)}
+        flat = {k: float(v) for k, v in flatten_metrics(metrics).items() if _is_number(v)}
         if flat:
             mlflow.log_metrics(flat)
 
@@ -148,17 +150,6 @@ def stage_run(
 def _param_text(value: Any) -> str:
     text = str(value)
     return text if len(text) <= 6000 else text[:5997] + "..."
-
-
-def _flatten(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in metrics.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, name + "."))
-        else:
-            flat[name] = value
-    return flat
 
 
 def _is_number(value: Any) -> bool:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from stages._cli import run_cli, stage_parser, tracked_stage
 from stages.errors import PipelineInputError
-from stages.io import atomic_path, file_sha256, read_table, staging_dir, write_json
+from stages.io import atomic_path, file_sha256, flatten_metrics, read_table, staging_dir, write_json
 from stages.params import as_flat_dict, load_section
 from stages.train.core import run_train
 from stages.train.params import TrainParams
@@ -73,21 +73,12 @@ def generator_epsilon(path: Path) -> str:
     metrics = json.loads(path.read_text(encoding="utf-8"))
     if metrics.get("dp_enabled") is False:
         return "none (non-private)"
-    flat = _flatten(metrics)
+    flat = flatten_metrics(metrics)
     for wanted in ("epsilon", "epsilon_spent"):
         for key, value in flat.items():
             if key.split(".")[-1] == wanted and isinstance(value, (int, float)) and not isinstance(value, bool):
                 return str(value)
     return "n/a"
-
-
-def _flatten(value, prefix: str = "") -> dict:
-    if not isinstance(value, dict):
-        return {prefix: value}
-    out = {}
-    for key, inner in value.items():
-        out.update(_flatten(inner, f"{prefix}.{key}" if prefix else str(key)))
-    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:

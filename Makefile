@@ -18,7 +18,7 @@ export HF_DATASETS_OFFLINE := 1
 export HF_EVALUATE_OFFLINE := 1
 export SYNTHGUARD_SAMPLE_DIR ?= $(abspath $(CURDIR)/../shared/data/amazon_reviews_2023)
 
-.PHONY: install install-dev models repro repro-sample test ui bench lock clean
+.PHONY: install install-dev models repro repro-sample sweep-sample frontier test ui bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,8 +45,23 @@ repro: install models
 
 # Offline: the pipeline on the shared Electronics sample (it has no metadata file), run as
 # a DVC experiment; this rewrites extract.reviews and extract.meta in params.yaml.
+SAMPLE_PARAMS := -S "extract.reviews=$(SYNTHGUARD_SAMPLE_DIR)/Electronics.10k.jsonl.gz" -S extract.meta=null
+
 repro-sample: install models
-	$(RUN) dvc exp run -S "extract.reviews=$(SYNTHGUARD_SAMPLE_DIR)/Electronics.10k.jsonl.gz" -S extract.meta=null
+	$(RUN) dvc exp run $(SAMPLE_PARAMS)
+
+# The privacy-utility sweep on the sample: three DP targets and the non-private baseline,
+# run one after another by DVC's queue (each ~20 min on 2 CPU cores), then the frontier.
+sweep-sample: install models
+	$(RUN) dvc exp run --queue $(SAMPLE_PARAMS) -S synthesize.dp.target_epsilon=1,4,8
+	$(RUN) dvc exp run --queue $(SAMPLE_PARAMS) -S synthesize.dp.enabled=false
+	$(RUN) dvc queue start --jobs 1
+	@while $(RUN) dvc queue status | grep -qE 'Queued|Running'; do sleep 60; done
+	$(RUN) dvc queue status
+	$(RUN) python -m stages.evaluate frontier
+
+frontier: install
+	$(RUN) python -m stages.evaluate frontier
 
 test: install-dev
 	$(RUN) python -m pytest

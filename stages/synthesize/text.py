@@ -111,6 +111,21 @@ def tiny_llama(vocab_size: int, seed: int):
         return LlamaForCausalLM(config)
 
 
+def _in_project(path: Path) -> Path:
+    """A relative path missing here, seen from the project root instead.
+
+    `dvc exp run --queue/--temp` runs in a copy under .dvc/tmp/exps that holds only what
+    git tracks, so the git-ignored base model fetched into models/base/ is found in the
+    project that owns the copy.
+    """
+    if path.is_absolute() or path.exists():
+        return path
+    from stages.tracking import project_root
+
+    candidate = project_root() / path
+    return candidate if candidate.exists() else path
+
+
 def load_base(base_model: str | Path, *, seed: int):
     """(model, tokenizer) for a .gguf file, an HF id / local dir, a saved dir, or 'tiny-llama'."""
     import torch
@@ -121,9 +136,9 @@ def load_base(base_model: str | Path, *, seed: int):
         return tiny_llama(len(tokenizer), seed), tokenizer
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = Path(name)
+    path = _in_project(Path(name))
     kwargs: dict[str, Any] = {}
-    source = name
+    source = str(path) if path.exists() else name  # else an HF id
     if path.suffix == ".gguf":
         if not path.is_file():
             raise PipelineInputError(

@@ -9,8 +9,10 @@ import pytest
 import yaml
 
 from stages.errors import ParamsError
+from stages.evaluate import EvaluateParams
 from stages.extract import ExtractParams
 from stages.params import as_flat_dict, load_section, parse_section
+from stages.synthesize import SynthesizeParams
 
 ROOT = Path(__file__).resolve().parents[2]
 VALID = {
@@ -111,3 +113,11 @@ def test_project_params_file_loads():
 def test_flat_dict_uses_dotted_keys():
     flat = as_flat_dict(parse_section(VALID, ExtractParams, "extract"), "extract")
     assert flat["extract.split.train"] == 0.8 and flat["extract.categories"] == []
+
+
+@pytest.mark.parametrize("profile", ["params.yaml", "tests/params.quick.yaml"])
+def test_synthesize_filter_drops_every_entity_the_gate_scans_for(profile):
+    """A record the residual-PII gate would flag must already be dropped by synthesize."""
+    synth, _ = load_section(ROOT / profile, "synthesize", SynthesizeParams)
+    evaluate, _ = load_section(ROOT / profile, "evaluate", EvaluateParams)
+    assert set(evaluate.privacy.pii_entities) <= set(synth.filters.pii_entities)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from stages.errors import PipelineInputError
 from stages.synthesize.text import (
+    _in_project,
     byte_tokenizer,
     control_prefix,
     encode_examples,
@@ -96,3 +99,16 @@ def test_batched_generation_is_reproducible_and_counts_tokens():
 def test_unloadable_base_model_is_a_clear_error(base_model, message):
     with pytest.raises(PipelineInputError, match=message):
         load_base(base_model, seed=0)
+
+
+def test_relative_base_model_resolves_through_a_dvc_temp_copy(tmp_path, monkeypatch):
+    """`dvc exp run --queue` runs in .dvc/tmp/exps/..., which lacks the git-ignored models/base/."""
+    (tmp_path / "models" / "base").mkdir(parents=True)
+    gguf = tmp_path / "models" / "base" / "base.gguf"
+    gguf.write_bytes(b"GGUF")
+    copy = tmp_path / ".dvc" / "tmp" / "exps" / "run" / "abc123"
+    copy.mkdir(parents=True)
+    monkeypatch.chdir(copy)
+    assert _in_project(Path("models/base/base.gguf")) == gguf
+    # a path that exists nowhere is left as given, so the error names what the user wrote
+    assert _in_project(Path("models/base/other.gguf")) == Path("models/base/other.gguf")

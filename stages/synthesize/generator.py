@@ -24,6 +24,7 @@ from stages.synthesize.text import (
     load_base,
     parse_body,
     parse_title,
+    resolve_base_model,
 )
 
 FORMAT_VERSION = 1
@@ -100,8 +101,9 @@ class ReviewGenerator:
         if not config_path.is_file():
             raise PipelineInputError(f"{directory} holds no generator (config.json is missing); rerun synthesize.")
         config = json.loads(config_path.read_text())
-        base, tokenizer = load_base(config["base_model"], seed=config["base_seed"])
-        checksum = base_checksum(base, config["base_model"])
+        base_model = resolve_base_model(config["base_model"])
+        base, tokenizer = load_base(base_model, seed=config["base_seed"])
+        checksum = base_checksum(base, base_model)
         if checksum != config["base_sha256"]:
             raise PipelineInputError(
                 f"the base model {config['base_model']!r} differs from the one the adapter was trained on "

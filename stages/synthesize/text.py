@@ -111,32 +111,33 @@ def tiny_llama(vocab_size: int, seed: int):
         return LlamaForCausalLM(config)
 
 
-def _in_project(path: Path) -> Path:
-    """A relative path missing here, seen from the project root instead.
+def resolve_base_model(base_model: str | Path) -> str:
+    """The base model as given, or, for a relative path missing here, the project's copy.
 
     `dvc exp run --queue/--temp` runs in a copy under .dvc/tmp/exps that holds only what
-    git tracks, so the git-ignored base model fetched into models/base/ is found in the
-    project that owns the copy.
+    git tracks, so the git-ignored base model fetched into models/base/ is looked up in
+    the project that owns the copy. Anything else (an HF id, 'tiny-llama') is unchanged.
     """
+    path = Path(base_model)
     if path.is_absolute() or path.exists():
-        return path
+        return str(base_model)
     from stages.tracking import project_root
 
     candidate = project_root() / path
-    return candidate if candidate.exists() else path
+    return str(candidate) if candidate.exists() else str(base_model)
 
 
 def load_base(base_model: str | Path, *, seed: int):
     """(model, tokenizer) for a .gguf file, an HF id / local dir, a saved dir, or 'tiny-llama'."""
     import torch
 
-    name = str(base_model)
+    name = resolve_base_model(base_model)
     if name == TINY_LLAMA:
         tokenizer = byte_tokenizer()
         return tiny_llama(len(tokenizer), seed), tokenizer
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = _in_project(Path(name))
+    path = Path(name)
     kwargs: dict[str, Any] = {}
     source = str(path) if path.exists() else name  # else an HF id
     if path.suffix == ".gguf":

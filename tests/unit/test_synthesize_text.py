@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from stages.errors import PipelineInputError
 from stages.synthesize.text import (
-    _in_project,
     byte_tokenizer,
     control_prefix,
     encode_examples,
@@ -19,6 +16,7 @@ from stages.synthesize.text import (
     parse_body,
     parse_prefix,
     parse_title,
+    resolve_base_model,
 )
 
 
@@ -109,6 +107,7 @@ def test_relative_base_model_resolves_through_a_dvc_temp_copy(tmp_path, monkeypa
     copy = tmp_path / ".dvc" / "tmp" / "exps" / "run" / "abc123"
     copy.mkdir(parents=True)
     monkeypatch.chdir(copy)
-    assert _in_project(Path("models/base/base.gguf")) == gguf
-    # a path that exists nowhere is left as given, so the error names what the user wrote
-    assert _in_project(Path("models/base/other.gguf")) == Path("models/base/other.gguf")
+    assert resolve_base_model("models/base/base.gguf") == str(gguf)
+    # a path that exists nowhere, and a name that is no path, are left as given
+    assert resolve_base_model("models/base/other.gguf") == "models/base/other.gguf"
+    assert resolve_base_model("tiny-llama") == "tiny-llama"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from stages._cli import run_cli, stage_parser, tracked_stage
 from stages.errors import PipelineInputError
-from stages.io import atomic_path, file_sha256, flatten_metrics, read_table, staging_dir, write_json
+from stages.io import atomic_path, file_sha256, read_table, staging_dir, write_json
 from stages.params import as_flat_dict, load_section
 from stages.train.core import run_train
 from stages.train.params import TrainParams
@@ -63,21 +63,19 @@ def build_predict_parser() -> argparse.ArgumentParser:
 
 
 def generator_epsilon(path: Path) -> str:
-    """The synthesize stage's spent epsilon from its metrics file; 'n/a' without the file or the key.
+    """The spent epsilon from synthesize's metrics file: its top-level `epsilon` (see `dp_enabled`).
 
-    A run with `dp_enabled: false` gives 'none (non-private)'; a target epsilon is never
-    reported as the spent one.
+    'none (non-private)' for a run with `dp_enabled: false`, 'n/a' without the file or the
+    key; a target epsilon is never reported as the spent one.
     """
     if not path.is_file():
         return "n/a"
     metrics = json.loads(path.read_text(encoding="utf-8"))
     if metrics.get("dp_enabled") is False:
         return "none (non-private)"
-    flat = flatten_metrics(metrics)
-    for wanted in ("epsilon", "epsilon_spent"):
-        for key, value in flat.items():
-            if key.split(".")[-1] == wanted and isinstance(value, (int, float)) and not isinstance(value, bool):
-                return str(value)
+    epsilon = metrics.get("epsilon")
+    if isinstance(epsilon, (int, float)) and not isinstance(epsilon, bool):
+        return str(epsilon)
     return "n/a"
 
 

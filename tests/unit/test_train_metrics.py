@@ -49,7 +49,7 @@ def test_confusion_counts_rows_are_actual():
     [
         (None, "n/a"),  # no synthesize metrics file (stage not run yet)
         ({"dp_enabled": True, "epsilon": 2.5, "target_epsilon": 3.0}, "2.5"),  # the synthesize stage's layout
-        ({"dp": {"epsilon_spent": 8}}, "8"),  # nested spent budget
+        ({"dp_enabled": True, "epsilon": True}, "n/a"),  # not a number
         ({"dp_enabled": False, "epsilon": None, "target_epsilon": 3.0}, "none (non-private)"),  # never the target
         ({"rows": 10, "target_epsilon": 3.0}, "n/a"),  # no spent epsilon anywhere
     ],

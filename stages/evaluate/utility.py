@@ -38,21 +38,25 @@ def feature_importance(baseline) -> dict[str, float]:
 
 
 def importance_consistency(real: Mapping[str, float], synthetic: Mapping[str, float], *, k: int) -> dict[str, float]:
-    """Spearman correlation over the union of both top-k lists, and the top-k overlap |A ∩ B| / k.
+    """Spearman correlation of the importances over the shared vocabulary, and the top-k overlap |A ∩ B| / k.
 
-    A feature missing from one model's vocabulary has importance 0 there.
+    The correlation is taken over every feature both models know, not over the union of
+    the two top-k lists: on that union, features picked for being high in one model are
+    low in the other by selection alone, so two unrelated models would score near -1.
+    NaN when fewer than three features are shared or either side is constant.
     """
     from scipy.stats import spearmanr
 
+    shared = sorted(set(real) & set(synthetic))
+    a = np.array([real[f] for f in shared])
+    b = np.array([synthetic[f] for f in shared])
+    rho = float(spearmanr(a, b).statistic) if len(shared) >= 3 and a.std() > 0 and b.std() > 0 else float("nan")
     top_real = sorted(real, key=lambda f: (-real[f], f))[:k]
     top_syn = sorted(synthetic, key=lambda f: (-synthetic[f], f))[:k]
-    union = sorted(set(top_real) | set(top_syn))
-    a = np.array([real.get(f, 0.0) for f in union])
-    b = np.array([synthetic.get(f, 0.0) for f in union])
-    rho = float(spearmanr(a, b).statistic) if len(union) > 1 and a.std() > 0 and b.std() > 0 else float("nan")
     k_eff = min(k, len(top_real), len(top_syn)) or 1
     return {
         "feature_rank_correlation": rho,
+        "feature_shared_vocabulary": len(shared),
         "feature_topk_overlap": len(set(top_real) & set(top_syn)) / k_eff,
         "feature_topk": k_eff,
     }

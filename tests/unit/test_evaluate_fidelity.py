@@ -135,7 +135,20 @@ def test_feature_importance_consistency_identical_and_unrelated_models():
     assert same["feature_rank_correlation"] == pytest.approx(1.0)
     assert same["feature_topk_overlap"] == 1.0
     other = {f"zz{i}": float(i + 1) for i in range(9)}
-    assert utility.importance_consistency(real, other, k=5)["feature_topk_overlap"] == 0.0
+    disjoint = utility.importance_consistency(real, other, k=5)
+    assert disjoint["feature_topk_overlap"] == 0.0
+    assert disjoint["feature_shared_vocabulary"] == 0 and np.isnan(disjoint["feature_rank_correlation"])
+
+
+def test_feature_rank_correlation_is_near_zero_for_unrelated_and_minus_one_for_reversed_models():
+    rng = np.random.default_rng(0)
+    vocab = [f"w{i}" for i in range(2000)]
+    real = dict(zip(vocab, rng.random(2000).tolist()))
+    unrelated = dict(zip(vocab, rng.random(2000).tolist()))
+    # no selection bias: the top-k lists of two unrelated models do not make them anti-correlated
+    assert abs(utility.importance_consistency(real, unrelated, k=50)["feature_rank_correlation"]) < 0.1
+    reversed_ = {f: -v for f, v in real.items()}
+    assert utility.importance_consistency(real, reversed_, k=50)["feature_rank_correlation"] == pytest.approx(-1.0)
 
 
 def test_train_scores_copies_the_train_metrics_and_marks_missing_ones():

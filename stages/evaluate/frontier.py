@@ -11,11 +11,11 @@ import pandas as pd
 from stages.io import atomic_path
 
 
-def frontier_points(runs: Sequence[dict]) -> pd.DataFrame:
+def frontier_points(runs: Sequence[dict], names: Sequence[str] = ()) -> pd.DataFrame:
     """One row per evaluate run: its name, epsilon (NaN: non-private), utility ratio, MIA AUC, DCR share.
 
     Runs are named by their DVC experiment where they have one; a later run of the same
-    experiment replaces an earlier one.
+    experiment replaces an earlier one. With `names`, only those runs are kept.
     """
     rows = []
     for run in sorted(runs, key=lambda r: r["start_time"]):
@@ -32,6 +32,8 @@ def frontier_points(runs: Sequence[dict]) -> pd.DataFrame:
         })
     frame = pd.DataFrame(rows, columns=["name", "epsilon", "utility_ratio", "tfidf_ratio", "mia_auc", "dcr_share",
                                         "gate_passed"])
+    if names:
+        frame = frame[frame["name"].isin(names)]
     return frame.drop_duplicates("name", keep="last").reset_index(drop=True)
 
 
@@ -43,10 +45,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stages.evaluate frontier", description=__doc__)
     parser.add_argument("--output", type=Path, default=Path("metrics/frontier.png"), help="default: %(default)s")
     parser.add_argument("--table", type=Path, default=Path("metrics/frontier.csv"), help="default: %(default)s")
+    parser.add_argument("--experiments", nargs="+", default=(), metavar="NAME",
+                        help="only these DVC experiments (or run-id prefixes); default: every evaluate run")
     args = parser.parse_args(argv)
-    points = frontier_points(stage_run_metrics("evaluate"))
+    points = frontier_points(stage_run_metrics("evaluate"), args.experiments)
     if points.empty:
-        print("frontier: no finished evaluate run in the MLflow store yet; run `dvc repro` or a sweep first.")
+        wanted = f" named {' '.join(args.experiments)}" if args.experiments else ""
+        print(f"frontier: no finished evaluate run{wanted} in the MLflow store; run `dvc repro` or a sweep first.")
         return 1
     fig = frontier_figure(points)
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -32,3 +32,12 @@ def test_frontier_points_one_per_experiment_latest_wins_and_non_private_has_no_e
     fig = frontier_figure(points.reset_index())
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels == ["DP-SGD", "non-private"]
+
+
+def test_frontier_points_keep_only_the_named_experiments():
+    runs = [
+        _run("aaaaaaaa1", 1, "eps1", **{"privacy.epsilon": 1.0, "utility.ratio.lora.macro_f1": 0.5}),
+        _run("bbbbbbbb2", 2, "other", **{"privacy.epsilon": 8.0, "utility.ratio.lora.macro_f1": 0.7}),
+    ]
+    assert list(frontier_points(runs, ["eps1"])["name"]) == ["eps1"]
+    assert frontier_points(runs, ["missing"]).empty

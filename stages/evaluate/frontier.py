@@ -12,7 +12,9 @@ from stages.io import atomic_path
 
 
 def frontier_points(runs: Sequence[dict], names: Sequence[str] = ()) -> pd.DataFrame:
-    """One row per evaluate run: its name, epsilon (NaN: non-private), utility ratio, MIA AUC, DCR share.
+    """One row per evaluate run: name, epsilon (NaN: non-private), utility ratio, MIA AUC, DCR share.
+
+    `floor_ratio` is the ratio a classifier that always predicts the majority class would reach.
 
     Runs are named by their DVC experiment where they have one; a later run of the same
     experiment replaces an earlier one. With `names`, only those runs are kept.
@@ -20,18 +22,21 @@ def frontier_points(runs: Sequence[dict], names: Sequence[str] = ()) -> pd.DataF
     rows = []
     for run in sorted(runs, key=lambda r: r["start_time"]):
         m, tags = run["metrics"], run["tags"]
-        ratio = m.get("utility.ratio.lora.macro_f1", m.get("utility.ratio.tfidf.macro_f1"))
+        model = "lora" if "utility.ratio.lora.macro_f1" in m else "tfidf"
+        ratio = m.get(f"utility.ratio.{model}.macro_f1")
+        majority, real = m.get("utility.real.majority.macro_f1"), m.get(f"utility.real.{model}.macro_f1")
         rows.append({
             "name": tags.get("dvc_exp_name") or run["run_id"][:8],
             "epsilon": m.get("privacy.epsilon") if m.get("privacy.dp_enabled", 1.0) else None,
             "utility_ratio": ratio,
+            "floor_ratio": majority / real if majority is not None and real else None,
             "tfidf_ratio": m.get("utility.ratio.tfidf.macro_f1"),
             "mia_auc": m.get("privacy.mia.auc"),
             "dcr_share": m.get("privacy.dcr.embedding.dcr_share"),
             "gate_passed": m.get("gate.passed"),
         })
-    frame = pd.DataFrame(rows, columns=["name", "epsilon", "utility_ratio", "tfidf_ratio", "mia_auc", "dcr_share",
-                                        "gate_passed"])
+    frame = pd.DataFrame(rows, columns=["name", "epsilon", "utility_ratio", "floor_ratio", "tfidf_ratio", "mia_auc",
+                                        "dcr_share", "gate_passed"])
     if names:
         frame = frame[frame["name"].isin(names)]
     return frame.drop_duplicates("name", keep="last").reset_index(drop=True)

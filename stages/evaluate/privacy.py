@@ -112,6 +112,25 @@ def membership_inference(member_losses: np.ndarray, nonmember_losses: np.ndarray
     }
 
 
+def calibrated_membership_inference(member_losses: np.ndarray, nonmember_losses: np.ndarray,
+                                    member_reference: np.ndarray, nonmember_reference: np.ndarray,
+                                    *, fpr: float = 0.01) -> dict:
+    """Difficulty-calibrated loss attack (Watson et al., 2022): score = generator loss - base-model loss.
+
+    The plain loss attack also separates members from non-members that differ in how hard
+    they are to model, with no memorisation at all. Subtracting each record's loss under
+    the base model (the adapter switched off) removes that; `base_model_auc` is the plain
+    attack run on the base model alone, i.e. what the split's difference gives away.
+    """
+    calibrated = membership_inference(np.asarray(member_losses) - np.asarray(member_reference),
+                                      np.asarray(nonmember_losses) - np.asarray(nonmember_reference), fpr=fpr)
+    return {
+        "calibrated.auc": calibrated["auc"],
+        "calibrated.tpr_at_1pct_fpr": calibrated["tpr_at_1pct_fpr"],
+        "base_model_auc": membership_inference(member_reference, nonmember_reference, fpr=fpr)["auc"],
+    }
+
+
 # ---------------------------------------------------------------- canaries
 
 

@@ -144,24 +144,40 @@ def figures(plots: Mapping[str, pd.DataFrame], frontier: pd.DataFrame | None) ->
 
 
 def frontier_figure(points: pd.DataFrame):
-    """Utility ratio against epsilon; the non-private run (no epsilon) drawn at the right edge."""
+    """Utility ratio and membership-inference AUC against epsilon, the non-private run at the right edge.
+
+    The utility panel starts at 0 and marks parity with real data (1.0) and the floor a
+    classifier that always predicts the majority class reaches, so that a flat line near
+    the floor reads as what it is.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    fig, (ax_u, ax_p) = plt.subplots(1, 2, figsize=(10, 3.6))
     private = points[points["epsilon"].notna()].sort_values("epsilon")
-    ax.plot(private["epsilon"], private["utility_ratio"], "o-", label="DP-SGD")
-    for _, row in private.iterrows():
-        ax.annotate(str(row.get("name", "")), (row["epsilon"], row["utility_ratio"]), fontsize=7)
     public = points[points["epsilon"].isna()]
-    if not public.empty:
-        edge = (private["epsilon"].max() * 1.5) if not private.empty else 1.0
-        ax.scatter([edge] * len(public), public["utility_ratio"], marker="*", s=120, c="red", label="non-private")
-    ax.set_xlabel("ε (lower = more private)")
-    ax.set_ylabel("utility ratio (synthetic / real macro-F1)")
-    ax.legend()
+    edge = float(private["epsilon"].max()) * 1.5 if not private.empty else 1.0
+    for ax, column, label in ((ax_u, "utility_ratio", "utility ratio (synthetic / real macro-F1)"),
+                              (ax_p, "mia_auc", "membership-inference AUC")):
+        ax.plot(private["epsilon"], private[column], "o-", label="DP-SGD")
+        for _, row in private.iterrows():
+            ax.annotate(str(row.get("name", "")), (row["epsilon"], row[column]), fontsize=7)
+        if not public.empty:
+            ax.scatter([edge] * len(public), public[column], marker="*", s=120, c="red", label="non-private")
+        ax.set_xlabel("ε (lower = more private; star: no DP)")
+        ax.set_ylabel(label)
+    ax_u.axhline(1.0, color="grey", linestyle="--", linewidth=1, label="real data (parity)")
+    floor = points["floor_ratio"].dropna() if "floor_ratio" in points else pd.Series(dtype=float)
+    if not floor.empty:
+        ax_u.axhline(float(floor.median()), color="grey", linestyle=":", linewidth=1, label="majority class")
+    ax_u.set_ylim(0, max(1.05, float(points["utility_ratio"].max()) + 0.05))
+    ax_p.axhline(0.5, color="grey", linestyle="--", linewidth=1, label="chance")
+    ax_p.set_ylim(0.4, max(1.0, float(points["mia_auc"].max()) + 0.05))
+    ax_u.legend(fontsize=7)
+    ax_p.legend(fontsize=7)
+    fig.tight_layout()
     return fig
 
 

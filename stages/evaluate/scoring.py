@@ -35,6 +35,14 @@ def record_losses(model, tokenizer, frame: pd.DataFrame, *, max_len: int, batch_
     return out
 
 
+def base_losses(model, tokenizer, frame: pd.DataFrame, *, max_len: int, batch_size: int, desc: str) -> np.ndarray:
+    """`record_losses` under the base model: the PEFT generator with its adapter switched off."""
+    if not hasattr(model, "disable_adapter"):
+        raise PipelineInputError("the generator has no LoRA adapter to switch off; rerun synthesize.")
+    with model.disable_adapter():
+        return record_losses(model, tokenizer, frame, max_len=max_len, batch_size=batch_size, desc=desc)
+
+
 def canary_context(canary: dict) -> tuple[str, str]:
     """(context, suffix template) of a canary's training example, split just before its secret.
 

@@ -80,6 +80,9 @@ def test_run_evaluate_on_real_reviews(splits):
         analyze=anonymizer_analyzer(PARAMS.privacy.pii_entities, 0.5),
         canaries=[canary], mia_members=train,
         record_losses=lambda frame, desc: record_losses(model, tokenizer, frame, max_len=96, batch_size=8, desc=desc),
+        # the "base model" is the generator itself here: calibration must then cancel every loss
+        reference_losses=lambda frame, desc: record_losses(model, tokenizer, frame, max_len=96, batch_size=8,
+                                                           desc=desc),
         secret_losses=lambda c, secrets: suffix_losses(
             model, tokenizer, canary_context(c)[0], [canary_context(c)[1].format(secret=s) for s in secrets],
             batch_size=8),
@@ -94,6 +97,7 @@ def test_run_evaluate_on_real_reviews(splits):
     assert 0.65 < m["privacy.dcr.embedding.dcr_share"] < 0.95
     assert m["privacy.canary.verbatim.secret"] == 1 and m["privacy.canary.verbatim_total"] == 1
     assert 0.0 <= m["privacy.mia.auc"] <= 1.0 and m["privacy.mia.members"] == 12
+    assert m["privacy.mia.base_model_auc"] == m["privacy.mia.auc"] and m["privacy.mia.calibrated.auc"] == 0.5
     assert m["privacy.canary.exposure_ceiling"] == pytest.approx(np.log2(16))
     assert m["privacy.epsilon"] == 4.2
     assert 0.0 < m["fidelity.text.mauve"] <= 1.0 and m["fidelity.text.frechet"] >= 0.0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from stages.evaluate.frontier import frontier_points
 from stages.evaluate.report import frontier_figure
 
@@ -17,7 +19,8 @@ def test_frontier_points_one_per_experiment_latest_wins_and_non_private_has_no_e
         _run("aaaaaaaa1", 1, "eps1", **{"privacy.epsilon": 1.0, "privacy.dp_enabled": 1.0,
                                         "utility.ratio.lora.macro_f1": 0.5}),
         _run("bbbbbbbb2", 2, "eps8", **{"privacy.epsilon": 8.0, "privacy.dp_enabled": 1.0,
-                                        "utility.ratio.lora.macro_f1": 0.7}),
+                                        "utility.ratio.lora.macro_f1": 0.7, "utility.real.lora.macro_f1": 0.4,
+                                        "utility.real.majority.macro_f1": 0.16, "privacy.mia.auc": 0.55}),
         _run("cccccccc3", 3, "eps1", **{"privacy.epsilon": 1.0, "privacy.dp_enabled": 1.0,
                                         "utility.ratio.lora.macro_f1": 0.55}),  # rerun of eps1
         _run("dddddddd4", 4, "nodp", **{"privacy.dp_enabled": 0.0, "utility.ratio.lora.macro_f1": 0.9}),
@@ -29,9 +32,14 @@ def test_frontier_points_one_per_experiment_latest_wins_and_non_private_has_no_e
     assert points.loc["eps1", "utility_ratio"] == 0.55
     assert points.loc["nodp", "epsilon"] is None or math.isnan(points.loc["nodp", "epsilon"])
     assert points.loc["eeeeeeee", "utility_ratio"] == 0.6  # falls back to the TF-IDF ratio
+    assert points.loc["eps8", "floor_ratio"] == pytest.approx(0.4)  # majority-class macro-F1 / real macro-F1
+    assert math.isnan(points.loc["eps1", "floor_ratio"])  # no majority baseline logged
     fig = frontier_figure(points.reset_index())
-    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert labels == ["DP-SGD", "non-private"]
+    utility_ax, privacy_ax = fig.axes
+    assert [t.get_text() for t in utility_ax.get_legend().get_texts()] == [
+        "DP-SGD", "non-private", "real data (parity)", "majority class"]
+    assert utility_ax.get_ylim()[0] == 0  # a flat line near the floor is not blown up
+    assert [t.get_text() for t in privacy_ax.get_legend().get_texts()] == ["DP-SGD", "non-private", "chance"]
 
 
 def test_frontier_points_keep_only_the_named_experiments():

@@ -41,6 +41,8 @@ def test_all_checks_hold():
         ({"privacy.mia.auc": None}, ["mia_auc"]),  # not measured: fails, never passes by default
         ({"privacy.mia.auc": float("nan")}, ["mia_auc"]),  # NaN is not a measurement
         ({"privacy.mia.auc": 0.9, "privacy.pii.records_with_pii": 1}, ["mia_auc", "residual_pii"]),  # two at once
+        ({"privacy.mia.calibrated.auc": 0.65}, ["mia_auc"]),  # the calibrated attack is the stronger one
+        ({"privacy.mia.calibrated.auc": float("nan")}, ["mia_auc"]),  # ran but measured nothing
     ],
 )
 def test_each_failing_check_is_named(change, failed):
@@ -48,6 +50,11 @@ def test_each_failing_check_is_named(change, failed):
     assert not result.passed
     assert result.failed == failed
     assert result.metrics()["gate.failed_checks"] == len(failed)
+
+
+def test_mia_check_reports_the_strongest_attack():
+    ok, value, limit = check_gate({**GOOD, "privacy.mia.calibrated.auc": 0.55}, GATE).checks["mia_auc"]
+    assert ok and value == 0.55 and "strongest" in limit
 
 
 def test_gate_params_refuse_an_empty_dcr_range():

@@ -109,6 +109,20 @@ def test_reference_secrets_share_the_format_and_exclude_the_secret():
     assert all(len(r) == 12 and set(r) <= set(privacy.SECRET_ALPHABET) for r in refs)
 
 
+def test_calibrated_attack_ignores_a_split_shift_and_catches_memorisation():
+    rng = np.random.default_rng(0)
+    easy, hard = rng.normal(2.0, 0.3, 500), rng.normal(3.0, 0.3, 500)  # members are easier texts
+    # an untrained generator: its losses are the base model's, up to noise
+    untrained_m, untrained_nm = easy + rng.normal(0, 0.01, 500), hard + rng.normal(0, 0.01, 500)
+    shift = privacy.calibrated_membership_inference(untrained_m, untrained_nm, easy, hard)
+    assert privacy.membership_inference(untrained_m, untrained_nm)["auc"] > 0.95  # the plain attack is fooled
+    assert shift["base_model_auc"] > 0.95  # ... and says why: the base model separates the splits too
+    assert abs(shift["calibrated.auc"] - 0.5) < 0.05
+    # a generator that lowered exactly the members' losses
+    memorised = privacy.calibrated_membership_inference(easy - 0.5, hard, easy, hard)
+    assert memorised["calibrated.auc"] == 1.0 and memorised["calibrated.tpr_at_1pct_fpr"] == 1.0
+
+
 @pytest.mark.parametrize(
     ("canary_loss", "references", "expected"),
     [
@@ -250,3 +264,28 @@ def test_residual_pii_counts_findings_and_those_seen_in_the_raw_data(analyzer):
     assert result["records_with_pii"] == 2
     assert result["entity.PHONE_NUMBER"] == 1 and result["entity.EMAIL_ADDRESS"] == 1
     assert result["values_in_raw_data"] == 1
+
+
+def test_base_losses_switch_the_lora_adapter_off():
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from stages.errors import PipelineInputError
+    from stages.synthesize.text import load_base
+
+    frame = pd.DataFrame({"rating": [5, 1], "main_category": [None, None], "title": ["Great case", "Broke"],
+                          "text": ["Fits my phone well and the buttons work.", "Cracked after a week."]})
+    base, tokenizer = load_base("tiny-llama", seed=0)
+    plain = scoring.record_losses(base, tokenizer, frame, max_len=96, batch_size=2, desc="base")
+    with pytest.raises(PipelineInputError, match="no LoRA adapter"):
+        scoring.base_losses(base, tokenizer, frame, max_len=96, batch_size=2, desc="base")
+
+    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    with torch.no_grad():
+        for name, weight in model.named_parameters():
+            if "lora_B" in name:
+                weight.normal_(0, 0.5, generator=torch.Generator().manual_seed(0))  # a trained adapter
+    adapted = scoring.record_losses(model, tokenizer, frame, max_len=96, batch_size=2, desc="adapted")
+    reference = scoring.base_losses(model, tokenizer, frame, max_len=96, batch_size=2, desc="reference")
+    assert np.allclose(reference, plain, atol=1e-5)
+    assert not np.allclose(adapted, plain, atol=1e-3)

@@ -28,6 +28,9 @@ SUMMARY_ROWS = (
     ("NNDR median (synthetic to train / to held-out)", "privacy.dcr.embedding.nndr_median", "privacy.dcr.embedding.nndr_holdout_median", "closer"),
     ("Membership-inference AUC", "privacy.mia.auc", None, "0.5"),
     ("MIA TPR at 1% FPR", "privacy.mia.tpr_at_1pct_fpr", None, "lower"),
+    ("Calibrated MIA AUC (generator vs base-model loss)", "privacy.mia.calibrated.auc", "privacy.mia.base_model_auc",
+     "0.5"),
+    ("Calibrated MIA TPR at 1% FPR", "privacy.mia.calibrated.tpr_at_1pct_fpr", None, "lower"),
     ("Canary verbatim leaks", "privacy.canary.verbatim_total", None, "0"),
     ("Canary exposure, mean (bits)", "privacy.canary.exposure_mean", "privacy.canary.exposure_ceiling", "lower"),
     ("Anonymeter singling-out risk", "privacy.anonymeter.singling_out_risk", None, "lower"),
@@ -77,6 +80,12 @@ def verdicts(m: Mapping[str, Any]) -> dict[str, str]:
         f"{_fmt(share)} of the time (0.5 means no closer to training than to unseen real data); the "
         f"membership attack reaches AUC {_fmt(auc)} (0.5 = guessing); {_fmt(leaks)} canary field(s) leaked verbatim."
     )
+    if m.get("privacy.mia.calibrated.auc") is not None:
+        out["Privacy"] += (
+            f" Calibrated against the base model, the attack reaches AUC {_fmt(m['privacy.mia.calibrated.auc'])}; "
+            f"the base model alone already separates the two splits with AUC {_fmt(m.get('privacy.mia.base_model_auc'))}, "
+            "which is the part owed to the splits' difference rather than to training."
+        )
     ratio = m.get("utility.ratio.lora.macro_f1")
     tf = m.get("utility.ratio.tfidf.macro_f1")
     if ratio is not None or tf is not None:

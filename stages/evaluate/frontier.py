@@ -32,11 +32,12 @@ def frontier_points(runs: Sequence[dict], names: Sequence[str] = ()) -> pd.DataF
             "floor_ratio": majority / real if majority is not None and real else None,
             "tfidf_ratio": m.get("utility.ratio.tfidf.macro_f1"),
             "mia_auc": m.get("privacy.mia.auc"),
+            "mia_calibrated_auc": m.get("privacy.mia.calibrated.auc"),
             "dcr_share": m.get("privacy.dcr.embedding.dcr_share"),
             "gate_passed": m.get("gate.passed"),
         })
     frame = pd.DataFrame(rows, columns=["name", "epsilon", "utility_ratio", "floor_ratio", "tfidf_ratio", "mia_auc",
-                                        "dcr_share", "gate_passed"])
+                                        "mia_calibrated_auc", "dcr_share", "gate_passed"])
     if names:
         frame = frame[frame["name"].isin(names)]
     return frame.drop_duplicates("name", keep="last").reset_index(drop=True)

@@ -182,8 +182,15 @@ def frontier_figure(points: pd.DataFrame):
     if not floor.empty:
         ax_u.axhline(float(floor.median()), color="grey", linestyle=":", linewidth=1, label="majority class")
     ax_u.set_ylim(0, max(1.05, float(points["utility_ratio"].max()) + 0.05))
+    calibrated = points[points["epsilon"].notna()].sort_values("epsilon") if "mia_calibrated_auc" in points else None
+    if calibrated is not None and calibrated["mia_calibrated_auc"].notna().any():
+        ax_p.plot(calibrated["epsilon"], calibrated["mia_calibrated_auc"], "s--", label="DP-SGD, calibrated attack")
+        extra = points[points["epsilon"].isna()]["mia_calibrated_auc"].dropna()
+        if not extra.empty:
+            ax_p.scatter([edge] * len(extra), extra, marker="*", s=120, c="orange", label="non-private, calibrated")
     ax_p.axhline(0.5, color="grey", linestyle="--", linewidth=1, label="chance")
-    ax_p.set_ylim(0.4, max(1.0, float(points["mia_auc"].max()) + 0.05))
+    aucs = pd.concat([points["mia_auc"], points.get("mia_calibrated_auc", pd.Series(dtype=float))]).dropna()
+    ax_p.set_ylim(min(0.4, float(aucs.min()) - 0.05) if not aucs.empty else 0.4, 1.0)
     ax_u.legend(fontsize=7)
     ax_p.legend(fontsize=7)
     fig.tight_layout()

@@ -20,7 +20,8 @@ def test_frontier_points_one_per_experiment_latest_wins_and_non_private_has_no_e
                                         "utility.ratio.lora.macro_f1": 0.5}),
         _run("bbbbbbbb2", 2, "eps8", **{"privacy.epsilon": 8.0, "privacy.dp_enabled": 1.0,
                                         "utility.ratio.lora.macro_f1": 0.7, "utility.real.lora.macro_f1": 0.4,
-                                        "utility.real.majority.macro_f1": 0.16, "privacy.mia.auc": 0.55}),
+                                        "utility.real.majority.macro_f1": 0.16, "privacy.mia.auc": 0.55,
+                                        "privacy.mia.calibrated.auc": 0.51}),
         _run("cccccccc3", 3, "eps1", **{"privacy.epsilon": 1.0, "privacy.dp_enabled": 1.0,
                                         "utility.ratio.lora.macro_f1": 0.55}),  # rerun of eps1
         _run("dddddddd4", 4, "nodp", **{"privacy.dp_enabled": 0.0, "utility.ratio.lora.macro_f1": 0.9}),
@@ -39,7 +40,9 @@ def test_frontier_points_one_per_experiment_latest_wins_and_non_private_has_no_e
     assert [t.get_text() for t in utility_ax.get_legend().get_texts()] == [
         "DP-SGD", "non-private", "real data (parity)", "majority class"]
     assert utility_ax.get_ylim()[0] == 0  # a flat line near the floor is not blown up
-    assert [t.get_text() for t in privacy_ax.get_legend().get_texts()] == ["DP-SGD", "non-private", "chance"]
+    assert [t.get_text() for t in privacy_ax.get_legend().get_texts()] == [
+        "DP-SGD", "non-private", "DP-SGD, calibrated attack", "chance"]
+    assert points.loc["eps8", "mia_calibrated_auc"] == 0.51
 
 
 def test_frontier_points_keep_only_the_named_experiments():

@@ -51,7 +51,7 @@ repro-sample: install models
 	$(RUN) dvc exp run $(SAMPLE_PARAMS)
 
 # The privacy-utility sweep on the sample: three DP targets and the non-private baseline,
-# run one after another by DVC's queue (each ~20 min on 2 CPU cores), then the frontier.
+# run one after another by DVC's queue (about 10 min each on 2 CPU cores), then the frontier.
 sweep-sample: install models
 	$(RUN) dvc exp run --queue $(SAMPLE_PARAMS) -S synthesize.dp.target_epsilon=1,4,8
 	$(RUN) dvc exp run --queue $(SAMPLE_PARAMS) -S synthesize.dp.enabled=false

@@ -54,7 +54,9 @@ def check_gate(metrics: Mapping[str, object], gate: GateParams) -> GateResult:
         at_most("epsilon", "privacy.epsilon", gate.max_epsilon)
     at_most("canary_leaks", "privacy.canary.verbatim_total", gate.max_canary_leaks)
     # the strongest attack counts: the plain loss attack, and the calibrated one where it ran
-    aucs = [metrics.get(key) for key in ("privacy.mia.auc", "privacy.mia.calibrated.auc") if key in metrics] or [None]
+    aucs = [metrics.get("privacy.mia.auc")]
+    if "privacy.mia.calibrated.auc" in metrics:
+        aucs.append(metrics["privacy.mia.calibrated.auc"])
     auc = max(aucs) if all(_measured(a) for a in aucs) else None
     result.checks["mia_auc"] = (auc is not None and auc <= gate.max_mia_auc, auc,
                                 f"<= {gate.max_mia_auc:g} (strongest attack)")

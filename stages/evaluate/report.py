@@ -155,6 +155,8 @@ def figures(plots: Mapping[str, pd.DataFrame], frontier: pd.DataFrame | None) ->
 def frontier_figure(points: pd.DataFrame):
     """Utility ratio and membership-inference AUC against epsilon, the non-private run at the right edge.
 
+    `points` is what `frontier.frontier_points` returns.
+
     The utility panel starts at 0 and marks parity with real data (1.0) and the floor a
     classifier that always predicts the majority class reaches, so that a flat line near
     the floor reads as what it is.
@@ -178,18 +180,17 @@ def frontier_figure(points: pd.DataFrame):
         ax.set_xlabel("ε (lower = more private; star: no DP)")
         ax.set_ylabel(label)
     ax_u.axhline(1.0, color="grey", linestyle="--", linewidth=1, label="real data (parity)")
-    floor = points["floor_ratio"].dropna() if "floor_ratio" in points else pd.Series(dtype=float)
+    floor = points["floor_ratio"].dropna()
     if not floor.empty:
         ax_u.axhline(float(floor.median()), color="grey", linestyle=":", linewidth=1, label="majority class")
     ax_u.set_ylim(0, max(1.05, float(points["utility_ratio"].max()) + 0.05))
-    calibrated = points[points["epsilon"].notna()].sort_values("epsilon") if "mia_calibrated_auc" in points else None
-    if calibrated is not None and calibrated["mia_calibrated_auc"].notna().any():
-        ax_p.plot(calibrated["epsilon"], calibrated["mia_calibrated_auc"], "s--", label="DP-SGD, calibrated attack")
-        extra = points[points["epsilon"].isna()]["mia_calibrated_auc"].dropna()
-        if not extra.empty:
-            ax_p.scatter([edge] * len(extra), extra, marker="*", s=120, c="orange", label="non-private, calibrated")
+    if private["mia_calibrated_auc"].notna().any():
+        ax_p.plot(private["epsilon"], private["mia_calibrated_auc"], "s--", label="DP-SGD, calibrated attack")
+    if public["mia_calibrated_auc"].notna().any():
+        ax_p.scatter([edge] * len(public), public["mia_calibrated_auc"], marker="*", s=120, c="orange",
+                     label="non-private, calibrated")
     ax_p.axhline(0.5, color="grey", linestyle="--", linewidth=1, label="chance")
-    aucs = pd.concat([points["mia_auc"], points.get("mia_calibrated_auc", pd.Series(dtype=float))]).dropna()
+    aucs = pd.concat([points["mia_auc"], points["mia_calibrated_auc"]]).dropna()
     ax_p.set_ylim(min(0.4, float(aucs.min()) - 0.05) if not aucs.empty else 0.4, 1.0)
     ax_u.legend(fontsize=7)
     ax_p.legend(fontsize=7)

@@ -76,6 +76,11 @@ def flatten_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, A
     return flat
 
 
+def is_number(value: Any) -> bool:
+    """A real measurement: an int or float, not a bool and not NaN."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     """Hex SHA-256 of a file's bytes, or of every file below a directory in sorted order."""
     path = Path(path)

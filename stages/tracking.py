@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stages.io import flatten_metrics
+from stages.io import flatten_metrics, is_number
 
 EXPERIMENT = "synthguard"
 _EXP_TMP_MARKER = os.sep + os.path.join(".dvc", "tmp", "exps") + os.sep
@@ -96,7 +96,7 @@ class StageRun:
         """Log the numeric leaves of a (nested) metrics mapping under dotted names."""
         import mlflow
 
-        flat = {k: float(v) for k, v in flatten_metrics(metrics).items() if _is_number(v)}
+        flat = {k: float(v) for k, v in flatten_metrics(metrics).items() if is_number(v)}
         if flat:
             mlflow.log_metrics(flat)
 
@@ -150,10 +150,6 @@ def stage_run(
 def _param_text(value: Any) -> str:
     text = str(value)
     return text if len(text) <= 6000 else text[:5997] + "..."
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
 
 
 def _pyfunc_class():

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from stages.evaluate.params import GateParams
+from stages.io import is_number
 
 GENERATOR = "review-generator"
 CLASSIFIER = "review-rating-classifier"
@@ -34,18 +35,13 @@ class GateResult:
         return out
 
 
-def _measured(value: object) -> bool:
-    """A real number, not None and not NaN."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
-
-
 def check_gate(metrics: Mapping[str, object], gate: GateParams) -> GateResult:
     """Apply the gate's thresholds to evaluate's flat metrics; a missing measurement fails its check."""
     result = GateResult()
 
     def at_most(name: str, key: str, limit: float) -> None:
         value = metrics.get(key)
-        result.checks[name] = (_measured(value) and value <= limit, value, f"<= {limit:g}")
+        result.checks[name] = (is_number(value) and value <= limit, value, f"<= {limit:g}")
 
     epsilon = metrics.get("privacy.epsilon")
     if metrics.get("privacy.dp_enabled") is False or epsilon is None:
@@ -57,11 +53,11 @@ def check_gate(metrics: Mapping[str, object], gate: GateParams) -> GateResult:
     aucs = [metrics.get("privacy.mia.auc")]
     if "privacy.mia.calibrated.auc" in metrics:
         aucs.append(metrics["privacy.mia.calibrated.auc"])
-    auc = max(aucs) if all(_measured(a) for a in aucs) else None
+    auc = max(aucs) if all(is_number(a) for a in aucs) else None
     result.checks["mia_auc"] = (auc is not None and auc <= gate.max_mia_auc, auc,
                                 f"<= {gate.max_mia_auc:g} (strongest attack)")
     share = metrics.get("privacy.dcr.embedding.dcr_share")
-    ok = isinstance(share, (int, float)) and gate.dcr_share_min <= share <= gate.dcr_share_max
+    ok = is_number(share) and gate.dcr_share_min <= share <= gate.dcr_share_max
     result.checks["dcr_share"] = (bool(ok), share, f"in [{gate.dcr_share_min:g}, {gate.dcr_share_max:g}]")
     at_most("residual_pii", "privacy.pii.records_with_pii", gate.max_residual_pii)
     return result

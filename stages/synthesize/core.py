@@ -25,15 +25,7 @@ from stages.synthesize.filters import Analyzer, MemorisationFilter, pii_findings
 from stages.synthesize.generator import ReviewGenerator, attach_lora, base_checksum, generator_config
 from stages.synthesize.params import SynthesizeParams
 from stages.synthesize.tabular import TabularModel, fit_tabular
-from stages.synthesize.text import (
-    Encoded,
-    control_prefix,
-    encode_examples,
-    format_example,
-    held_out_loss,
-    load_base,
-    resolve_base_model,
-)
+from stages.synthesize.text import Encoded, control_prefix, encode_examples, format_example, held_out_loss, load_base
 
 SYNTHETIC_SPLIT = "synthetic"
 
@@ -129,9 +121,8 @@ def run_synthesize(train: pd.DataFrame, val: pd.DataFrame, params: SynthesizePar
     lap("tabular_fit")
 
     torch.manual_seed(seed)
-    base_model = resolve_base_model(params.generator.base_model)
-    base, tokenizer = load_base(base_model, seed=seed)
-    checksum = base_checksum(base, base_model)
+    base, tokenizer = load_base(params.generator.base_model, seed=seed)
+    checksum = base_checksum(base, params.generator.base_model)
     lap("load_base")
 
     gen = params.generator

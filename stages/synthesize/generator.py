@@ -35,7 +35,7 @@ def base_checksum(model, base_model: str) -> str:
     if str(base_model).endswith(".gguf"):
         from stages.io import file_sha256
 
-        return file_sha256(base_model)
+        return file_sha256(resolve_base_model(base_model))
     import torch
 
     digest = hashlib.sha256()
@@ -101,9 +101,8 @@ class ReviewGenerator:
         if not config_path.is_file():
             raise PipelineInputError(f"{directory} holds no generator (config.json is missing); rerun synthesize.")
         config = json.loads(config_path.read_text())
-        base_model = resolve_base_model(config["base_model"])
-        base, tokenizer = load_base(base_model, seed=config["base_seed"])
-        checksum = base_checksum(base, base_model)
+        base, tokenizer = load_base(config["base_model"], seed=config["base_seed"])
+        checksum = base_checksum(base, config["base_model"])
         if checksum != config["base_sha256"]:
             raise PipelineInputError(
                 f"the base model {config['base_model']!r} differs from the one the adapter was trained on "

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from stages._cli import run_cli, stage_parser, tracked_stage
 from stages.errors import PipelineInputError
-from stages.io import atomic_path, file_sha256, read_table, staging_dir, write_json
+from stages.io import atomic_path, file_sha256, is_number, read_table, staging_dir, write_json
 from stages.params import as_flat_dict, load_section
 from stages.train.core import run_train
 from stages.train.params import TrainParams
@@ -74,9 +74,7 @@ def generator_epsilon(path: Path) -> str:
     if metrics.get("dp_enabled") is False:
         return "none (non-private)"
     epsilon = metrics.get("epsilon")
-    if isinstance(epsilon, (int, float)) and not isinstance(epsilon, bool):
-        return str(epsilon)
-    return "n/a"
+    return str(epsilon) if is_number(epsilon) else "n/a"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

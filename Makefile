@@ -66,7 +66,7 @@ frontier: install
 test: install-dev
 	$(RUN) python -m pytest
 
-# Every benchmark, with the settings whose figures the README shows (about an hour on 2 cores).
+# Every benchmark, with the settings whose figures the README shows.
 BENCH_TMP ?= $(CURDIR)/.dvc/tmp/bench
 bench: install models
 	$(RUN) python benchmarks/bench_extract.py

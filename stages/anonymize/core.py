@@ -1,38 +1,45 @@
 """run_anonymize: detect and replace PII in the free text, pseudonymise and generalise the structured columns.
 
-All splits go through one analyzer pass (one set of spaCy workers). The detected
-original values are held in memory only, to keep surrogates from reproducing them, to
-sweep their undetected repeats (when `sweep_detected_values`) and to count leaks in the
-finished output; they are never written, logged or returned.
+All splits go through the passes of passes.py in turn: detect per batch, merge the
+detected values, replace per batch, then count re-occurrences. The detected original
+values are held in memory only, to keep surrogates from reproducing them, to sweep
+their undetected repeats (when `sweep_detected_values`) and to count their
+re-occurrences in the finished output; they are never written, logged or returned.
+A record whose text fails a pass is quarantined: left out of its frame and returned
+aside with its text columns blank, counted in the metrics.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
-from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from stages.anonymize.engine import Finding, ReviewAnalyzer, resolve_overlaps
-from stages.anonymize.operators import Surrogates, _word_matcher, build_operators
+from stages.anonymize.engine import ReviewAnalyzer
+from stages.anonymize.passes import Failure, Replacer, count_reoccurrences, detect_batch, identifying_values, merge_values
 from stages.anonymize.params import AnonymizeParams
 from stages.anonymize.structured import anonymize_structured
 from stages.errors import SchemaError
 
 _STRING_COLUMNS = ("review_id", "user_id", "parent_asin", "asin", "title", "text", "product_title", "main_category", "split")
 _PRODUCT_WORDS = re.compile(r"[A-Za-z][A-Za-z'\-]*")
+PASS_BATCH = 4096  # texts per detect/replace batch (a batch is one task for the analyzer's workers)
 
 
 @dataclass
 class AnonymizeResult:
-    """The anonymized frames (same keys, columns and row order as the input) and the metrics."""
+    """The anonymized frames (same keys, columns and row order as the input, less quarantined rows), the metrics,
+    and the quarantined records (structured columns anonymized, text columns blank; `quarantine_*` say where and why)."""
 
     frames: dict[str, pd.DataFrame]
     metrics: dict
+    quarantine: pd.DataFrame
 
 
 def validate_frame(frame: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -89,6 +96,11 @@ def make_analyzer(params: AnonymizeParams, nlp=None) -> ReviewAnalyzer:
     )
 
 
+def _batches(values: Iterable, size: int) -> Iterator[list]:
+    iterator = iter(values)
+    return iter(lambda: list(itertools.islice(iterator, size)), [])
+
+
 def run_anonymize(
     frames: dict[str, pd.DataFrame],
     params: AnonymizeParams,
@@ -98,9 +110,6 @@ def run_anonymize(
     analyzer: ReviewAnalyzer | None = None,
 ) -> AnonymizeResult:
     """Anonymize every frame; benchmark the analyzer on the split named in params. Pure: no files, no mlflow."""
-    from presidio_anonymizer import AnonymizerEngine
-    from presidio_anonymizer.entities import OperatorConfig, RecognizerResult
-
     started = time.perf_counter()
     frames = {name: validate_frame(frame, name) for name, frame in frames.items()}
     analyzer = analyzer or make_analyzer(params)
@@ -111,114 +120,101 @@ def run_anonymize(
         if column in frame.columns
         for i in range(len(frame))
     ]
+    texts = [frames[name][column].iat[i] for name, column, i in cells]
     # the record's own catalog words (product title, category): a "name" made of them is a product
     product = {name: _catalog_words(frame) for name, frame in frames.items()}
-    items = (
-        (frames[name][column].iat[i], product[name][i] if product[name] else frozenset()) for name, column, i in cells
-    )
-    findings: list[list[Finding]] = []
-    for result in tqdm(analyzer.analyze(items), total=len(cells), desc="anonymize: analyse", unit="text", disable=None):
-        findings.append(result)
+    items = [(text, product[name][i] if product[name] else frozenset()) for text, (name, _, i) in zip(texts, cells)]
+
+    # pass 1: detect, batch by batch
+    findings = []
+    with tqdm(total=len(cells), desc="anonymize: detect", unit="text", disable=None) as bar:
+        for batch in _batches(items, PASS_BATCH):
+            findings.extend(detect_batch(analyzer, batch))
+            bar.update(len(batch))
     analysis_seconds = time.perf_counter() - started
 
-    originals: dict[str, str] = {}  # detected value -> entity (first seen); memory only
-    for (name, column, i), found in zip(cells, findings):
-        text = frames[name][column].iat[i]
-        for f in found:
-            originals.setdefault(text[f.start : f.end], f.entity)
-    swept = 0
-    matcher = _word_matcher(originals)
-    if params.sweep_detected_values and matcher is not None:
-        # a value detected anywhere is removed everywhere: add its undetected repeats as findings
-        for n, (name, column, i) in enumerate(cells):
-            text = frames[name][column].iat[i]
-            if not isinstance(text, str):
-                continue
-            found = findings[n]
-            extra = [
-                Finding(originals[m.group()], m.start(), m.end(), 1.0)
-                for m in matcher.finditer(text)
-                if not any(f.start <= m.start() and m.end() <= f.end for f in found)
-            ]
-            if extra:
-                swept += len(extra)
-                findings[n] = resolve_overlaps(found + extra)
+    # pass 2: merge the detected values of every batch (memory only)
+    detected = merge_values(texts, findings)
+    identifying = identifying_values(detected)
 
-    surrogates = Surrogates(key, forbidden=originals)
-    operators = build_operators(params.operators.for_entity, params.entities, key=key, surrogates=surrogates,
-                                mask_char=params.mask_char)
-    configs = {
-        entity: OperatorConfig("custom", {"lambda": (lambda value, e=entity: operators[e](e, value))})
-        for entity in params.entities
-    }
-    engine = AnonymizerEngine()
+    # pass 3: replace, batch by batch
+    replacer = Replacer(params, key=key, identifying=identifying, sweep=params.sweep_detected_values)
+    replaced = []
+    with tqdm(total=len(cells), desc="anonymize: replace", unit="text", disable=None) as bar:
+        for batch in _batches(range(len(cells)), PASS_BATCH):
+            replaced.extend(replacer.replace_batch([texts[n] for n in batch], [findings[n] for n in batch]))
+            bar.update(len(batch))
+
+    failures: dict[tuple[str, int], Failure] = {}
     out = {name: {column: frame[column].tolist() for column in params.text_columns if column in frame} for name, frame in frames.items()}
     touched = {name: np.zeros(len(frame), dtype=bool) for name, frame in frames.items()}
-    for (name, column, i), found in zip(cells, findings):
-        if found:
-            text = out[name][column][i]
-            results = [RecognizerResult(f.entity, f.start, f.end, f.score) for f in found]
-            out[name][column][i] = engine.anonymize(text, results, configs).text
-            touched[name][i] = True
+    swept = 0
+    for (name, column, i), found, done in zip(cells, findings, replaced):
+        if isinstance(done, Failure):
+            failures.setdefault((name, i), done)
+            continue
+        out[name][column][i] = done.text
+        swept += done.swept
+        touched[name][i] |= bool(found) or done.swept > 0
 
-    result_frames = {}
+    result_frames, quarantined = {}, []
     for name, frame in frames.items():
         frame = frame.copy()
         for column, values in out[name].items():
             frame[column] = pd.Series(values, index=frame.index, dtype=object)
-        result_frames[name] = anonymize_structured(frame, params.structured, key)
+        frame = anonymize_structured(frame, params.structured, key)
+        bad = np.zeros(len(frame), dtype=bool)
+        for (fname, i) in failures:
+            bad[i] |= fname == name
+        if bad.any():
+            aside = frame[bad].copy()
+            for column in out[name]:
+                aside[column] = None  # redacted whole
+            aside["quarantine_source"] = name
+            aside["quarantine_pass"] = [failures[(name, i)].stage for i in np.flatnonzero(bad)]
+            aside["quarantine_error"] = [failures[(name, i)].error for i in np.flatnonzero(bad)]
+            quarantined.append(aside)
+            touched[name] = touched[name][~bad]
+            frame = frame[~bad]
+        result_frames[name] = frame
+    quarantine = pd.concat(quarantined, ignore_index=True) if quarantined else pd.DataFrame(
+        columns=["quarantine_source", "quarantine_pass", "quarantine_error"])
 
-    leaks = count_leaks(result_frames, matcher, frames)
+    # pass 4: what replacement left of the detected values (it cannot see a missed one)
+    reoccurrences = count_reoccurrences(result_frames, replacer.matcher, frames)
     seconds = time.perf_counter() - started
     n_rows = sum(len(f) for f in frames.values())
     metrics = {
         "rows": n_rows,
+        "rows_written": sum(len(f) for f in result_frames.values()),
+        "quarantined_records": len(quarantine),
         "texts_analysed": analyzer.stats_.texts,
         "texts_empty": analyzer.stats_.empty,
         "texts_non_english": analyzer.stats_.non_english,
         "texts_chunked": analyzer.stats_.chunked,
         "records_touched": int(sum(t.sum() for t in touched.values())),
         "entities_found": {entity: int(analyzer.found_.get(entity, 0)) for entity in params.entities},
-        "distinct_values_detected": len(originals),
+        "distinct_values_detected": len(detected),
+        "distinct_values_swept": len(identifying) if replacer.sweep else 0,
         "sweep_replacements": swept,
-        "leak_count": leaks,
-        "splits": {name: {"rows": len(frames[name]), "records_touched": int(touched[name].sum())} for name in frames},
+        "surrogate_fallbacks": {entity: int(replacer.surrogates.fallbacks_.get(entity, 0)) for entity in params.entities},
+        "detected_value_reoccurrences": reoccurrences,
+        "splits": {
+            name: {"rows": len(frames[name]), "records_touched": int(touched[name].sum()),
+                   "quarantined": int(len(frames[name]) - len(result_frames[name]))}
+            for name in frames
+        },
         "seconds": round(seconds, 3),
         "analysis_seconds": round(analysis_seconds, 3),
         "reviews_per_second": round(n_rows / seconds, 1) if seconds else None,
     }
     if params.benchmark.cases and params.benchmark.split in frames:
-        from stages.anonymize.benchmark import run_benchmark
+        from stages.anonymize.benchmark import leak_estimate, run_benchmark
 
         sentences_from = frames[params.benchmark.split]["text"].tolist()
         metrics["benchmark"] = run_benchmark(
-            sentences_from, analyzer, cases=params.benchmark.cases, negative_cases=params.benchmark.negative_cases, seed=seed
+            sentences_from, analyzer, cases=params.benchmark.cases, person_cases=params.benchmark.person_cases,
+            negative_cases=params.benchmark.negative_cases, seed=seed,
         )
-    return AnonymizeResult(frames=result_frames, metrics=metrics)
-
-
-def count_leaks(outputs: dict[str, pd.DataFrame], matcher: re.Pattern | None, inputs: dict[str, pd.DataFrame]) -> int:
-    """Occurrences, in any string column of the output, of a detected value (as a word) or of an original user id."""
-    user_ids = set()
-    for frame in inputs.values():
-        if "user_id" in frame:
-            user_ids.update(v for v in frame["user_id"] if isinstance(v, str) and v)
-    count = 0
-    for frame in outputs.values():
-        for column in frame.columns:
-            if frame[column].dtype != object:
-                continue
-            for value in frame[column]:
-                if not isinstance(value, str):
-                    continue
-                if matcher is not None:
-                    count += len(matcher.findall(value))
-                if column == "user_id" and value in user_ids:
-                    count += 1
-    if user_ids:
-        ids = re.compile("|".join(map(re.escape, sorted(user_ids, key=len, reverse=True))))
-        for frame in outputs.values():
-            for column in frame.columns:
-                if column != "user_id" and frame[column].dtype == object:
-                    count += sum(len(ids.findall(v)) for v in frame[column] if isinstance(v, str))
-    return count
+        metrics["leak_estimate"] = leak_estimate(metrics["benchmark"])
+    return AnonymizeResult(frames=result_frames, metrics=metrics, quarantine=quarantine)

@@ -75,14 +75,33 @@ BRAND_WORDS = frozenset(
 )
 
 
+# Faker locales whose first and last names make the lexicon. The benchmark draws its names
+# from other locales (benchmark.NAME_LOCALES), so its recall is not the lexicon's echo.
+LEXICON_LOCALES = (
+    "en_US", "en_NZ", "en_KE", "en_PK", "en_NG", "es_MX", "es_AR", "es_CO", "fr_CA", "fr_BE", "de_AT", "de_CH",
+    "nl_BE", "pt_PT", "pl_PL", "cs_CZ", "sk_SK", "sv_SE", "da_DK", "no_NO", "fi_FI", "hu_HU", "ro_RO", "hr_HR",
+    "sl_SI", "tr_TR", "id_ID", "ga_IE", "sw", "yo_NG", "zu_ZA", "tw_GH", "et_EE", "lt_LT", "lv_LV",
+)
+
+
+def _provider_names(provider, attribute: str) -> list[str]:
+    names = getattr(provider, attribute, None)
+    if names is None or isinstance(names, property):
+        return []
+    return list(names.keys() if hasattr(names, "keys") else names)
+
+
 @functools.lru_cache(maxsize=1)
 def name_tables() -> tuple[frozenset[str], frozenset[str]]:
-    """Lower-cased (first names, last names) from Faker's en_US provider."""
-    from faker.providers.person.en_US import Provider
+    """Lower-cased (first names, last names) from Faker's person providers of LEXICON_LOCALES."""
+    import importlib
 
-    first = frozenset(n.lower() for n in Provider.first_names)
-    last = frozenset(n.lower() for n in Provider.last_names)
-    return first, last
+    first, last = set(), set()
+    for locale in LEXICON_LOCALES:
+        provider = importlib.import_module(f"faker.providers.person.{locale}").Provider
+        first.update(n.lower() for n in _provider_names(provider, "first_names") if n.isalpha())
+        last.update(n.lower() for n in _provider_names(provider, "last_names") if n.replace("-", "").isalpha())
+    return frozenset(first), frozenset(last)
 
 
 @functools.lru_cache(maxsize=2)
@@ -122,6 +141,43 @@ def is_common_word(word: str, *, nouns: bool = True) -> bool:
         if low.endswith(suffix) and low[: -len(suffix)] + repl in words:
             return True
     return False
+
+
+_VALUE_WORDS = re.compile(r"[^\W_][\w'’\-]*", re.UNICODE)
+NAME_SUFFIXES = frozenset({"jr", "sr", "ii", "iii", "iv", "phd", "md"})
+_HANDLE_SHAPE = re.compile(r"^(?=.*(?:\d|_|[a-z][A-Z]))\w+$")
+
+
+def is_identifying_name(value: str) -> bool:
+    """Whether a detected PERSON value names someone wherever it recurs (so it is swept and counted).
+
+    Lone letters, brands, everyday words ("Thanks", "Glass", "Like", "Palm"), contractions
+    ("Don't") and short all-caps words ("OEM") are not, even where a recognizer took them
+    for a name; handles ("maddy927"), unusual words, known first names and full names are.
+    """
+    words = [w for w in _VALUE_WORDS.findall(value)
+             if len(w.strip("'’-")) > 1 and w.lower() not in NAME_SUFFIXES and w.lower() not in PARTICLES]
+    if not words:
+        return False
+    first, last = name_tables()
+    if len(words) == 1:
+        word = words[0]
+        low = word.lower()
+        if _HANDLE_SHAPE.match(word) and any(c.isalpha() for c in word):
+            return len(word) >= 4
+        if len(low) < 3 or low in NOT_NAMES or low in BRAND_WORDS or low in _stop_words() or "'" in low or "’" in low:
+            return False
+        if word.isupper() and len(word) <= 4:
+            return False
+        if not is_common_word(low):
+            return True
+        return low in first and low not in AMBIGUOUS_FIRST and not is_common_word(low, nouns=False)
+    lows = [w.lower() for w in words]
+    if any(w in BRAND_WORDS for w in lows):
+        return False
+    if any(not is_common_word(w) or (w in first and w not in AMBIGUOUS_FIRST) for w in lows):
+        return True
+    return all(w in first or w in last for w in lows)
 
 
 @functools.lru_cache(maxsize=1)

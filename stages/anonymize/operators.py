@@ -4,7 +4,7 @@ A surrogate depends only on the key, the entity type and the original value: the
 value gets the same surrogate everywhere in a run and in every run with that key, and
 a model trained on the output still sees that a name recurs. Card surrogates pass the
 Luhn check, phone surrogates keep the original's layout, and no surrogate contains a
-detected original value as a word (so the leak check can hold it to zero).
+detected original value as a word (so their re-occurrence count can hold it to zero).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import hmac
 import random
 import re
 import string
+from collections import Counter
 from collections.abc import Callable, Collection
 
 from stages.errors import ParamsError
@@ -55,8 +56,21 @@ def _match_case(original: str, surrogate: str) -> str:
     return surrogate
 
 
+# Faker draws before the fallbacks; each draw is a fresh keyed seed.
+FAKER_ATTEMPTS = 20
+# Name suffixes kept as written: they say nothing about who someone is.
+NAME_SUFFIXES = frozenset({"jr", "jr.", "sr", "sr.", "ii", "iii", "iv", "phd", "md"})
+_HANDLE = re.compile(r"^(?=.*(?:\d|_|[a-z][A-Z]))[A-Za-z0-9_.]+$")
+
+
 class Surrogates:
-    """Realistic, keyed, consistent replacement values per entity type."""
+    """Realistic, keyed, consistent replacement values per entity type.
+
+    The search always ends: `FAKER_ATTEMPTS` keyed Faker draws, then (for a person) an
+    initial-free pseudonym of full first and last names, then a keyed tag
+    (`Person-3fa9c1`) lengthened until it avoids every forbidden value, which a finite
+    set must allow. Values that needed a fallback are counted in `fallbacks_`.
+    """
 
     def __init__(self, key: bytes, forbidden: Collection[str] = ()):
         from faker import Faker
@@ -66,22 +80,49 @@ class Surrogates:
         self._cache: dict[tuple[str, str], str] = {}
         self._forbidden = _word_matcher(forbidden)
         self._attempt = 0
+        self._initials = True
+        self.fallbacks_: Counter = Counter()  # entity -> values that needed a fallback
+
+    def _ok(self, candidate: str, value: str) -> bool:
+        return candidate != value and not (self._forbidden and self._forbidden.search(candidate))
 
     def get(self, entity: str, value: str) -> str:
         """The surrogate of `value` (an `entity`), the same on every call."""
         cache_key = (entity, value)
         if cache_key not in self._cache:
-            make = getattr(self, f"_{entity.lower()}")
-            for attempt in range(50):
-                seed = int.from_bytes(keyed_digest(self._key, f"surrogate:{entity}:{attempt}", self._norm(entity, value))[:8], "big")
-                self._attempt = attempt
-                candidate = make(value, random.Random(seed), seed)
-                if candidate != value and not (self._forbidden and self._forbidden.search(candidate)):
-                    break
-            else:  # pragma: no cover - 50 collisions in a row would need a tiny Faker table
-                raise RuntimeError(f"no surrogate for a {entity} avoids the detected values")
-            self._cache[cache_key] = candidate
+            self._cache[cache_key] = self._search(entity, value)
         return self._cache[cache_key]
+
+    def _search(self, entity: str, value: str) -> str:
+        make = getattr(self, f"_{entity.lower()}")
+        norm = self._norm(entity, value)
+        for attempt in range(FAKER_ATTEMPTS):
+            seed = int.from_bytes(keyed_digest(self._key, f"surrogate:{entity}:{attempt}", norm)[:8], "big")
+            self._attempt = attempt
+            candidate = make(value, random.Random(seed), seed)
+            if self._ok(candidate, value):
+                return candidate
+        self.fallbacks_[entity] += 1
+        if entity == "PERSON":  # initials are the usual collision: single letters are detected values too
+            self._initials = False
+            try:
+                for attempt in range(FAKER_ATTEMPTS, 2 * FAKER_ATTEMPTS):
+                    self._attempt = attempt
+                    candidate = self._person(value, None, 0)
+                    if self._ok(candidate, value):
+                        return candidate
+            finally:
+                self._initials = True
+        digest = keyed_digest(self._key, f"tag:{entity}", norm).hex()
+        prefix = entity.split("_")[0].capitalize()
+        for width in range(6, len(digest) + 1):
+            candidate = f"{prefix}-{digest[:width]}"
+            if self._ok(candidate, value):
+                return candidate
+        n = 0  # a forbidden set holding every prefix of the digest: count on past it
+        while not self._ok(f"{prefix}-{digest}-{n}", value):
+            n += 1
+        return f"{prefix}-{digest}-{n}"
 
     @staticmethod
     def _norm(entity: str, value: str) -> str:
@@ -91,20 +132,33 @@ class Surrogates:
         self._faker.seed_instance(seed)
         return self._faker
 
-    def _person(self, value: str, rng: random.Random, seed: int) -> str:
+    def _person(self, value: str, rng: random.Random | None, seed: int) -> str:
         tokens = value.split()
+        if len(tokens) == 1 and _HANDLE.match(value):  # "maddy927", "JohnSmith": a handle for a handle
+            tseed = int.from_bytes(keyed_digest(self._key, f"person-handle:{self._attempt}", value.lower())[:8], "big")
+            fake = self._seeded(tseed)
+            return f"{fake.user_name()}{random.Random(tseed).randint(1, 999)}"
         out = []
         for i, token in enumerate(tokens):
+            # keep quotes and commas around a token ('"Bob"', "Smith,"); replace the word inside
+            lead, word, trail = re.match(r"^(\W*)(.*?)(\W*)$", token).groups()
+            if token.endswith(".") and len(word) <= 2 and word.isalpha():
+                word, trail = word + ".", trail[1:]
+            bare = word.rstrip(".").lower()
+            if not bare or bare in NAME_SUFFIXES:
+                out.append(token)
+                continue
             # each token on its own, so "John Smith" and "John" share the first name
-            tseed = int.from_bytes(keyed_digest(self._key, f"person-token:{self._attempt}", token.lower().rstrip("."))[:8], "big")
+            tseed = int.from_bytes(keyed_digest(self._key, f"person-token:{self._attempt}", bare)[:8], "big")
             fake = self._seeded(tseed)
-            if len(token.rstrip(".")) == 1 or (token.endswith(".") and len(token) <= 3):
+            initial = len(bare) == 1 or (word.endswith(".") and len(word) <= 3)
+            if initial and self._initials:
                 new = random.Random(tseed).choice(string.ascii_uppercase) + "."
             elif i == len(tokens) - 1 and len(tokens) > 1:
                 new = fake.last_name()
             else:
                 new = fake.first_name()
-            out.append(_match_case(token, new))
+            out.append(lead + _match_case(word, new) + trail)
         return " ".join(out)
 
     def _email_address(self, value: str, rng: random.Random, seed: int) -> str:

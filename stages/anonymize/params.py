@@ -58,7 +58,8 @@ class BenchmarkParams:
     """The labelled PII benchmark built at run time from real sentences of the input."""
 
     split: str = bounded(choices=("train", "val", "test"))  # whose sentences carry the injected PII
-    cases: int = bounded(min=0, max=100_000)  # positive cases; 0 skips the benchmark
+    cases: int = bounded(min=0, max=100_000)  # positive cases, cycling through the entity types; 0 skips the benchmark
+    person_cases: int = bounded(min=0, max=100_000)  # more person names, cycling through the name shapes
     negative_cases: int = bounded(min=0, max=100_000)  # product names / model numbers that must stay
 
 

@@ -81,7 +81,7 @@ def test_dvc_repro_runs_the_pipeline(project):
     for split in ("train", "val", "test"):
         assert (dest / "data" / "anonymized" / f"{split}.parquet").is_file()
     anonymize = json.loads((dest / "metrics" / "anonymize.json").read_text())
-    assert anonymize["leak_count"] == 0 and "recall_person" in anonymize["benchmark"]
+    assert anonymize["detected_value_reoccurrences"] == 0 and "recall_person" in anonymize["benchmark"]
     assert runs["anonymize"]["status"] == "FINISHED"
 
     # synthesize: records written, the accountant's epsilon within the target, the generator registered.

@@ -37,7 +37,7 @@ def test_real_reviews_leave_no_trace_and_the_benchmark_scores(reviews):
     key = b"integration-key-0123456789"
     result = run_anonymize(frames, params, key=key, seed=11)
     m = result.metrics
-    assert m["leak_count"] == 0
+    assert m["detected_value_reoccurrences"] == 0
     assert m["rows"] == 400
     assert set(result.frames) == {"train", "test"}
     out = pd.concat(result.frames.values())

@@ -24,7 +24,7 @@ def test_cases_are_seeded_and_spans_point_at_the_injected_values():
     assert {p[0] for c in positives for p in c.pii} == set(ENTITIES)
     assert {p[3] for c in positives for p in c.pii} == set(POSITIONS)
     for case in positives:
-        entity, start, end, position = case.pii[0]
+        entity, start, end, position, shape = case.pii[0]
         value = case.text[start:end]
         assert value and value == value.strip()
         if position != "middle":  # the real sentence is still there, whole
@@ -45,7 +45,7 @@ def test_real_sentences_are_bounded_distinct_and_seeded():
 def test_scoring_table():
     text = "Call 555-123-4567 now, said Bob."
     cases = [
-        Case(text, (("PHONE_NUMBER", 5, 17, "middle"),), ()),
+        Case(text, (("PHONE_NUMBER", 5, 17, "middle", ""),), ()),
         Case("Works with my Galaxy S21 fine.", (), ((14, 24),)),
     ]
     # phone found; "Bob" wrongly flagged (a non-PII word changed); the product flagged (negative lost)

@@ -75,7 +75,7 @@ def test_run_anonymize_removes_pii_and_keeps_the_rest(analyzer):
     assert all(u.startswith("u_") for u in out["user_id"])
     assert (out["timestamp"].dt.hour == 0).all()
     m = result.metrics
-    assert m["leak_count"] == 0
+    assert m["detected_value_reoccurrences"] == 0
     assert m["texts_non_english"] == 1 and m["texts_empty"] == 2
     assert m["entities_found"]["ORDER_NUMBER"] == 1 and m["entities_found"]["CREDIT_CARD"] == 1
     assert m["records_touched"] == 4
@@ -99,7 +99,7 @@ def test_undetected_repeats_are_swept_and_counted(analyzer):
     frame = _frame(["My name is Zorbatron Quilp.", "Zorbatron Quilp liked it."])
     result = run_anonymize({"train": frame}, params, key=KEY, seed=1, analyzer=analyzer)
     assert not any("Zorbatron" in t for t in result.frames["train"]["text"])
-    assert result.metrics["leak_count"] == 0
+    assert result.metrics["detected_value_reoccurrences"] == 0
     off = run_anonymize({"train": frame}, dataclasses.replace(params, sweep_detected_values=False), key=KEY, seed=1,
                         analyzer=analyzer)
     assert off.metrics["sweep_replacements"] == 0
@@ -157,7 +157,7 @@ def test_cli_on_a_single_file(tmp_path, monkeypatch, suffix):
     assert list(out.columns) == list(frame.columns)
     written = dst.read_bytes() + metrics.read_bytes()
     assert KEY not in written and b"Jane Doe" not in written and b"AUSER0000XYZ" not in written
-    assert json.loads(metrics.read_text())["leak_count"] == 0
+    assert json.loads(metrics.read_text())["detected_value_reoccurrences"] == 0
 
 
 def test_cli_splits_follow_the_record_schema(tmp_path, monkeypatch):
@@ -182,7 +182,7 @@ def test_cli_splits_follow_the_record_schema(tmp_path, monkeypatch):
     for split in ("train", "val", "test"):
         assert pq.read_schema(out_dir / f"{split}.parquet").remove_metadata() == RECORD_SCHEMA
     m = json.loads(metrics.read_text())
-    assert m["leak_count"] == 0 and "recall_person" in m["benchmark"]
+    assert m["detected_value_reoccurrences"] == 0 and "recall_person" in m["benchmark"]
 
 
 def test_cli_input_without_output_is_an_error(tmp_path):

@@ -223,17 +223,19 @@ class ReviewAnalyzer:
         from spacy.util import filter_spans
 
         doc = self.nlp.make_doc(text)
-        ents = [doc.char_span(s, e, label=label, alignment_mode="expand") for s, e, label in spans]
+        # implausible NER names go before Presidio sees them: its de-duplication would otherwise let a
+        # wider NER span ("Love, ashley smith") that the filter then drops swallow our cue finding inside it
+        ents = [
+            doc.char_span(s, e, label=label, alignment_mode="expand")
+            for s, e, label in spans
+            if plausible_person(text[s:e], source="ner", score=0.0, allow=allow) and not _MODEL_NEXT.match(text, e)
+        ]
         doc.ents = filter_spans([span for span in ents if span is not None])
         artifacts = self.analyzer.nlp_engine._doc_to_nlp_artifact(doc, "en")
         raw = self.analyzer.analyze(
             text, "en", entities=list(self.entities), score_threshold=self.score_threshold, nlp_artifacts=artifacts
         )
-        findings = [
-            Finding(r.entity_type, r.start, r.end, r.score)
-            for r in raw
-            if r.entity_type != "PERSON" or plausible_person(text[r.start : r.end], source=_source(r), score=r.score, allow=allow)
-        ]
+        findings = [Finding(r.entity_type, r.start, r.end, r.score) for r in raw if _keep(r, text, allow)]
         merged = resolve_overlaps(findings)
         self.found_.update(f.entity for f in merged)
         return merged
@@ -248,6 +250,24 @@ def _analyze_block(block: list) -> tuple[list[list[Finding]], dict, Counter]:
     worker.stats_, worker.found_ = AnalysisStats(), Counter()
     findings = list(worker._analyze_serial(block))
     return findings, dict(vars(worker.stats_)), worker.found_
+
+
+# A name right before a model word or number is a product ("Arlo Pro 4", "Mario 64").
+_MODEL_NEXT = re.compile(r"[ \t]+(?:\d|(?:Pro|Plus|Max|Mini|Ultra|Lite|Air|HD|XL|SE|Neo|Edge)\b)")
+
+
+def _keep(result, text: str, allow: frozenset[str]) -> bool:
+    """Whether a Presidio result stands: names must read as names, card and phone digits must not be product numbers."""
+    from stages.anonymize.recognizers import NOT_PHONE_CONTEXT
+
+    if result.entity_type in ("CREDIT_CARD", "PHONE_NUMBER"):
+        return not NOT_PHONE_CONTEXT.search(text, 0, result.start)  # "ISBN 3280920242869", "serial number: 5551234567"
+    if result.entity_type != "PERSON":
+        return True
+    source = _source(result)
+    if not (source == "names" and result.score >= CUE_SCORE) and _MODEL_NEXT.match(text, result.end):
+        return False
+    return plausible_person(text[result.start : result.end], source=source, score=result.score, allow=allow)
 
 
 def _source(result) -> str:

@@ -226,11 +226,14 @@ class NameRecognizer(EntityRecognizer):
     def analyze(self, text, entities, nlp_artifacts=None):  # noqa: D102
         if "PERSON" not in entities:
             return []
+        from stages.anonymize.signatures import find_signatures
+
+        found = find_names(text) + [(start, end, CUE_SCORE) for start, end in find_signatures(text)]
         return [
             RecognizerResult("PERSON", start, end, score, analysis_explanation=None,
                              recognition_metadata={RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
                                                    RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id})
-            for start, end, score in find_names(text)
+            for start, end, score in found
         ]
 
 
@@ -347,6 +350,8 @@ def find_names(text: str) -> list[tuple[int, int, float]]:
         has_surname = adjacent and nxt_low in last and (nxt.group("name")[0].isupper() == token[0].isupper())
         if (low in AMBIGUOUS_FIRST or is_common_word(low)) and not has_surname:
             continue
+        if has_surname and token.islower() and is_common_word(low) and is_common_word(nxt_low):
+            continue  # "made good", "olive green": two everyday words that are also names somewhere
         end = nxt.end() if has_surname else m.end()
         found.append((m.start(), end, 0.65 if token[0].isupper() else 0.55))
     return found

@@ -67,6 +67,49 @@ class ReviewPhoneRecognizer(PatternRecognizer):
         return 7 <= len(digits) <= 15 and len(set(digits)) > 1
 
 
+# Words that make a digit run a product or record number, not a phone ("model number was 1234567890").
+NOT_PHONE_CONTEXT = re.compile(
+    r"(?i)\b(?:model|part|serial|item|tracking|sku|upc|ean|isbn|asin|imei|confirmation|ticket|"
+    r"invoice|product|catalog|lot|batch|version|firmware|rma)\b[^.!?\n]{0,12}$"
+)
+
+
+class ContactPhoneRecognizer(EntityRecognizer):
+    """Unformatted phone numbers ("5551234567", "785 4973348") right after a contact cue: "call me at",
+    "my cell:", "text ... for details", "the number was". Without a cue a bare digit run is a model
+    number, a quantity or an id, and stays."""
+
+    CUE = (
+        r"(?i:\b(?:call(?:[ ]+me)?|text(?:[ ]+me)?|txt|sms|phone|cell(?:[ ]+phone)?|mobile|tel|telephone|whatsapp|"
+        r"reach(?:[ ]+me)?|contact(?:[ ]+me)?|ring(?:[ ]+me)?|number|no\.)\b)"
+    )
+    PATTERN = re.compile(
+        CUE + r"(?:[ ]+(?i:is|was|at|on|me|us|to|number|no\.?))*[ ]*[:#\-]?[ ]*"
+        r"(?P<num>\+?\d(?:[ \-.]?\d){6,14})(?![\w]|[.,]\d)"
+    )
+
+    def __init__(self):
+        super().__init__(supported_entities=["PHONE_NUMBER"], name="ContactPhoneRecognizer", supported_language="en")
+
+    def load(self) -> None:  # noqa: D102 (nothing to load)
+        pass
+
+    def analyze(self, text, entities, nlp_artifacts=None):  # noqa: D102
+        from presidio_analyzer import RecognizerResult
+
+        out = []
+        for m in self.PATTERN.finditer(text):
+            digits = [c for c in m.group("num") if c.isdigit()]
+            if not 7 <= len(digits) <= 15 or len(set(digits)) == 1:
+                continue
+            if NOT_PHONE_CONTEXT.search(text, 0, m.start()) or text[max(0, m.start() - 1) : m.start()] == "$":
+                continue
+            out.append(RecognizerResult("PHONE_NUMBER", m.start("num"), m.end("num"), 0.8,
+                                        recognition_metadata={RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
+                                                              RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id}))
+        return out
+
+
 _STREET_TYPES = (
     "street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|place|pl|terrace|ter|way|"
     "circle|cir|parkway|pkwy|highway|hwy|trail|trl|square|sq|loop|crescent|cres|close|row|walk|grove|"
@@ -182,6 +225,7 @@ def build_recognizers(entities: tuple[str, ...]) -> list[EntityRecognizer]:
         FullIpv6Recognizer(),
         OrderNumberRecognizer(),
         ReviewPhoneRecognizer(),
+        ContactPhoneRecognizer(),
         StreetAddressRecognizer(),
         ReviewUrlRecognizer(),
         NameRecognizer(),

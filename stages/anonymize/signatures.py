@@ -1,0 +1,128 @@
+"""Names where reviewers sign: openers ("maddy927 here.", "This is Jen K."), sign-offs ("Thanks, vanel bernard",
+"- J. R. "Bobby" Smith Jr.") and asides after a dash ("... - Hazel S - ...").
+
+In these frames a name comes in any shape (handles, lower case, initials, quoted
+nicknames, suffixes, ALL CAPS), so the frame, not the word, says it is a name. The frame
+must close where a name would end (punctuation, "here", a line break or the end), and the
+run of words inside it must read as a name: no function word, brand or everyday
+adjective/verb, and at least one word that only a name would be (a known first or last
+name, a handle, an initial or a word no dictionary lists). A dash in mid-text is a weaker
+frame, so there every word must be name-like on its own.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+from stages.anonymize.names import (
+    AMBIGUOUS_FIRST, BRAND_WORDS, CUES, NAME_SUFFIXES, NOT_NAMES, PARTICLES, _stop_words, _WORD, is_common_word, name_tables,
+)
+
+_INITIALS = r"[A-Z]\.(?:[ ]?[A-Z]\.)*"
+_QUOTED = r"[\"“'‘][^\W\d_][^\W\d_'\-]*[\"”'’]"
+# maddy927, Raul73, john_smith, Alan_R, JohnSmith (not iPhone, A2172, QC35: models start upper-case with digits)
+HANDLE = r"(?:[A-Za-z][A-Za-z0-9]*_[A-Za-z0-9_]*[A-Za-z0-9]|[A-Za-z][a-z]{2,}\d{1,5}|(?=\w{6})[A-Z]?[a-z]+(?:[A-Z][a-z]+)+)"
+_SUFFIX = r"(?:Jr|Sr|JR|SR|II|III|IV)\.?"
+_TOKEN = rf"(?:{_INITIALS}|{_QUOTED}|{_SUFFIX}(?![\w])|{HANDLE}(?![\w])|{_WORD})"
+_NAME = rf"(?P<name>{_TOKEN}(?:[ \t]+{_TOKEN}){{0,6}})"
+_NAME_LAZY = rf"(?P<name>{_TOKEN}(?:[ \t]+{_TOKEN}){{0,6}}?)"
+_OPEN = r"(?:^|(?<=\n)|(?<=[.!?][ ]))[ \t]*"
+_GREETING = r"(?:(?i:hi|hello|hey|greetings)(?:[ ]+(?i:all|everyone|there|folks|guys|y'all))?[ ]*[,!.]*[ ]*)?"
+_INTRO = r"(?i:this is|it's|it is|i'm|i am|my name is|my name's|name's)"
+_SIGNOFF = r"(?i:thanks|thank you|thanks again|thx|cheers|regards|best regards|kind regards|best wishes|best|sincerely|signed|love|xoxo|peace)"
+_CLOSE = r"(?=[ \t]*(?:[.,!?:;\-–—)(]|\n|$))"
+_END = r"[ \t]*[.!]*[ \t]*(?=\n|$)"
+_SAYS = r"(?:says|said|agrees|agreed|loves|likes|uses|bought|got|thinks|mentioned|noted|suggested|and I|and me)\b"
+
+HANDLE_RE = re.compile(rf"^{HANDLE}$")
+
+
+@functools.lru_cache(maxsize=1)
+def _frames() -> tuple[tuple[re.Pattern, str, bool], ...]:
+    """(pattern, strength, trim): "strong" frames trust the frame ("cue": even more, after "my wife"), "mid" ones
+    need name-like words on their own;
+    with `trim` the frame closes only on the right, so leading words that are no name are dropped."""
+    return (
+        (re.compile(rf"{_OPEN}{_GREETING}{_NAME}[ \t]+(?i:here)\b"), "strong", False),  # "maddy927 here."
+        (re.compile(rf"{_OPEN}{_GREETING}{_INTRO}[ \t]+{_NAME_LAZY}{_CLOSE}"), "strong", False),  # "This is Jen K."
+        (re.compile(rf"(?:^|(?<=[\s.!?,;:)]))(?i:{_SIGNOFF})[ \t]*[,!.:\-–—]*[ \t\n]*{_NAME}{_END}"), "strong", False),
+        (re.compile(rf"(?:^|(?<=[\s.!?)]))[-~–—]{{1,2}}[ \t]*{_NAME}{_END}"), "strong", False),  # "- Jen K." at the end
+        (re.compile(rf"\n[ \t]*{_NAME}[ \t]*[.!]?[ \t]*$"), "strong", False),  # a last line that is only a name
+        (re.compile(rf"\b(?i:{CUES})[ \t]+{_NAME_LAZY}(?=[ \t]+{_SAYS}|{_CLOSE})"), "cue", False),  # "my son derek142 agrees"
+        (re.compile(rf"\((?i:thanks|thank you|thx|via|h/t|credit)[ \t,:]*{_NAME}[ \t]*\)"), "strong", False),  # "(thanks mar76)"
+        (re.compile(rf"\b(?i:as|like)[ \t]+{_NAME}[ \t]+(?:said|says|mentioned|noted|suggested|pointed out)\b"), "strong", False),
+        (re.compile(rf"{_OPEN}{_NAME}[ \t]+and I\b"), "strong", False),  # "paulette foucher and I both use it"
+        (re.compile(rf"^[ \t]*{_NAME}:[ \t]"), "strong", False),  # "bhanumati sarin: It's about ..." opening the text
+        (re.compile(rf"(?:^|(?<=[\s(]))[-~–—]{{1,2}}[ \t]*{_NAME_LAZY}{_CLOSE}"), "mid", False),  # "- Hazel S -" mid-text
+        (re.compile(rf"(?<=\n){_NAME}:[ \t]"), "mid", False),  # "Diana: works fine" opening a line
+        (re.compile(rf"(?<![\w'’]){_NAME}[ \t]+(?:said|says|agrees|agreed|mentioned|suggested)\b"), "mid", True),
+    )
+
+
+def _kind(token: str, strength: str) -> str:
+    bare = token.strip("\"“”'‘’")
+    if bare == "I":
+        return "word"  # the pronoun
+    if re.fullmatch(_INITIALS, bare) or (len(bare) == 1 and bare.isupper()):
+        return "initial"
+    if strength != "mid" and len(bare) == 2 and bare.isupper() and bare.lower() not in _stop_words() | NOT_NAMES:
+        return "initial"  # "LS here", "my wife JR says"
+    if bare.rstrip(".").lower() in NAME_SUFFIXES:
+        return "suffix"
+    if bare.lower() in PARTICLES:
+        return "particle"
+    if HANDLE_RE.match(bare) and not bare.isalpha():
+        return "handle"
+    if HANDLE_RE.match(bare) and any(c.isupper() for c in bare[1:]):
+        return "handle"  # camelCase
+    return "word"
+
+
+def reads_as_name(tokens: list[str], strength: str) -> bool:
+    """Whether a run of tokens inside a frame of `strength` reads as a person's name."""
+    first, last = name_tables()
+    stop = _stop_words()
+    kinds = [_kind(t, strength) for t in tokens]
+    if kinds[0] in ("suffix", "particle") or kinds[-1] == "particle":
+        return False
+    telling = False  # a token only a name would be
+    everyday = []  # for each everyday word, whether it is capitalised
+    for token, kind in zip(tokens, kinds):
+        if kind in ("initial", "handle"):
+            telling = True
+            continue
+        if kind != "word":
+            continue
+        bare = token.strip("\"“”'‘’")
+        low = bare.lower()
+        capital = bare[:1].isupper()
+        # a known name that is also an everyday verb or adjective ("small", "made", "Short") tells nothing on its own
+        plain = not is_common_word(low, nouns=False)
+        known = (low in first and low not in AMBIGUOUS_FIRST and (capital or plain)) or (
+            low in last and (not is_common_word(low) or (capital and plain)))
+        if low in stop or low in BRAND_WORDS or (low in NOT_NAMES and not (capital and low in first)):
+            return False  # "Guy" may be a name where "guy" is not
+        if known or not is_common_word(low) or (strength == "cue" and capital):
+            telling = True  # after "my wife", any capitalised word is a name ("My wife Harsh says")
+            continue
+        if strength == "mid":  # mid-text only names that are everyday words too ("Mark", "barnes")
+            everyday.append((low in first or low in last) and (capital or plain))
+        else:  # capitalised words and nouns ("Kick L. van den Berg", "senna van der heyden"); after "my son" any word
+            everyday.append(capital or plain or strength == "cue")
+    # everyday words pass only next to a telling word, and never alone
+    return telling and all(everyday) and len(everyday) < len(tokens)
+
+
+def find_signatures(text: str) -> list[tuple[int, int]]:
+    """(start, end) of names in openers, sign-offs and dash asides."""
+    found = []
+    for pattern, strength, trim in _frames():
+        for m in pattern.finditer(text):
+            start = m.start("name")
+            tokens = [(t.start() + start, t.group()) for t in re.finditer(r"\S+", m.group("name"))]
+            for i in range(len(tokens) if trim else 1):
+                if reads_as_name([t for _, t in tokens[i:]], strength):
+                    found.append((tokens[i][0], tokens[-1][0] + len(tokens[-1][1])))
+                    break
+    return found

@@ -26,37 +26,44 @@ HANDLE = r"(?:[A-Za-z][A-Za-z0-9]*_[A-Za-z0-9_]*[A-Za-z0-9]|[A-Za-z][a-z]{2,}\d{
 _SUFFIX = r"(?:Jr|Sr|JR|SR|II|III|IV)\.?"
 _TOKEN = rf"(?:{_INITIALS}|{_QUOTED}|{_SUFFIX}(?![\w])|{HANDLE}(?![\w])|{_WORD})"
 _NAME = rf"(?P<name>{_TOKEN}(?:[ \t]+{_TOKEN}){{0,6}})"
-_NAME_LAZY = rf"(?P<name>{_TOKEN}(?:[ \t]+{_TOKEN}){{0,6}}?)"
 _OPEN = r"(?:^|(?<=\n)|(?<=[.!?][ ]))[ \t]*"
 _GREETING = r"(?:(?i:hi|hello|hey|greetings)(?:[ ]+(?i:all|everyone|there|folks|guys|y'all))?[ ]*[,!.]*[ ]*)?"
 _INTRO = r"(?i:this is|it's|it is|i'm|i am|my name is|my name's|name's)"
 _SIGNOFF = r"(?i:thanks|thank you|thanks again|thx|cheers|regards|best regards|kind regards|best wishes|best|sincerely|signed|love|xoxo|peace)"
-_CLOSE = r"(?=[ \t]*(?:[.,!?:;\-–—)(]|\n|$))"
 _END = r"[ \t]*[.!]*[ \t]*(?=\n|$)"
 _SAYS = r"(?:says|said|agrees|agreed|loves|likes|uses|bought|got|thinks|mentioned|noted|suggested|and I|and me)\b"
 
 HANDLE_RE = re.compile(rf"^{HANDLE}$")
+_VERBS = frozenset("says said agrees agreed loves likes uses bought got thinks mentioned noted suggested".split())
+
+
+_CLOSES = re.compile(r"[ \t]*(?:[.,!?:;\-–—)(]|\n|$)")
+_CLOSES_OR_SAYS = re.compile(rf"[ \t]*(?:[.,!?:;\-–—)(]|\n|$)|[ \t]+{_SAYS}")
 
 
 @functools.lru_cache(maxsize=1)
-def _frames() -> tuple[tuple[re.Pattern, str, bool], ...]:
-    """(pattern, strength, trim): "strong" frames trust the frame ("cue": even more, after "my wife"), "mid" ones
-    need name-like words on their own;
-    with `trim` the frame closes only on the right, so leading words that are no name are dropped."""
+def _frames() -> tuple[tuple[re.Pattern, str, str, re.Pattern | None], ...]:
+    """(pattern, strength, trim, close) per frame.
+
+    strength: "strong" frames trust the frame ("cue": even more, after "my wife"), "mid"
+    ones need name-like words on their own. trim: "" (the frame closes on both sides),
+    "left" (leading words that are no name are dropped: "... and michele speri said") or
+    "right" (the name is the longest run that `close` follows: "This is Jen K. Love it.").
+    """
     return (
-        (re.compile(rf"{_OPEN}{_GREETING}{_NAME}[ \t]+(?i:here)\b"), "strong", False),  # "maddy927 here."
-        (re.compile(rf"{_OPEN}{_GREETING}{_INTRO}[ \t]+{_NAME_LAZY}{_CLOSE}"), "strong", False),  # "This is Jen K."
-        (re.compile(rf"(?:^|(?<=[\s.!?,;:)]))(?i:{_SIGNOFF})[ \t]*[,!.:\-–—]*[ \t\n]*{_NAME}{_END}"), "strong", False),
-        (re.compile(rf"(?:^|(?<=[\s.!?)]))[-~–—]{{1,2}}[ \t]*{_NAME}{_END}"), "strong", False),  # "- Jen K." at the end
-        (re.compile(rf"\n[ \t]*{_NAME}[ \t]*[.!]?[ \t]*$"), "strong", False),  # a last line that is only a name
-        (re.compile(rf"\b(?i:{CUES})[ \t]+{_NAME_LAZY}(?=[ \t]+{_SAYS}|{_CLOSE})"), "cue", False),  # "my son derek142 agrees"
-        (re.compile(rf"\((?i:thanks|thank you|thx|via|h/t|credit)[ \t,:]*{_NAME}[ \t]*\)"), "strong", False),  # "(thanks mar76)"
-        (re.compile(rf"\b(?i:as|like)[ \t]+{_NAME}[ \t]+(?:said|says|mentioned|noted|suggested|pointed out)\b"), "strong", False),
-        (re.compile(rf"{_OPEN}{_NAME}[ \t]+and I\b"), "strong", False),  # "paulette foucher and I both use it"
-        (re.compile(rf"^[ \t]*{_NAME}:[ \t]"), "strong", False),  # "bhanumati sarin: It's about ..." opening the text
-        (re.compile(rf"(?:^|(?<=[\s(]))[-~–—]{{1,2}}[ \t]*{_NAME_LAZY}{_CLOSE}"), "mid", False),  # "- Hazel S -" mid-text
-        (re.compile(rf"(?<=\n){_NAME}:[ \t]"), "mid", False),  # "Diana: works fine" opening a line
-        (re.compile(rf"(?<![\w'’]){_NAME}[ \t]+(?:said|says|agrees|agreed|mentioned|suggested)\b"), "mid", True),
+        (re.compile(rf"{_OPEN}{_GREETING}{_NAME}[ \t]+(?i:here)\b"), "strong", "", None),  # "maddy927 here."
+        (re.compile(rf"{_OPEN}{_GREETING}{_INTRO}[ \t]+{_NAME}"), "strong", "right", _CLOSES),  # "This is Jen K."
+        (re.compile(rf"(?:^|(?<=[\s.!?,;:)]))(?i:{_SIGNOFF})[ \t]*[,!.:\-–—]*[ \t\n]*{_NAME}{_END}"), "strong", "", None),
+        (re.compile(rf"(?:^|(?<=[\s.!?)]))[-~–—]{{1,2}}[ \t]*{_NAME}{_END}"), "strong", "", None),  # "- Jen K." at the end
+        (re.compile(rf"\n[ \t]*{_NAME}[ \t]*[.!]?[ \t]*$"), "strong", "", None),  # a last line that is only a name
+        (re.compile(rf"\b(?i:{CUES})[ \t]+{_NAME}"), "cue", "right", _CLOSES_OR_SAYS),  # "my son derek142 agrees"
+        (re.compile(rf"\((?i:thanks|thank you|thx|via|h/t|credit)[ \t,:]*{_NAME}[ \t]*\)"), "strong", "", None),  # "(thanks mar76)"
+        (re.compile(rf"\b(?i:as|like)[ \t]+{_NAME}[ \t]+(?:said|says|mentioned|noted|suggested|pointed out)\b"), "strong", "", None),
+        (re.compile(rf"{_OPEN}{_NAME}[ \t]+and I\b"), "strong", "", None),  # "paulette foucher and I both use it"
+        (re.compile(rf"^[ \t]*{_NAME}:[ \t]"), "strong", "", None),  # "bhanumati sarin: It's about ..." opening the text
+        (re.compile(rf"(?:^|(?<=[\s(]))[-~–—]{{1,2}}[ \t]*{_NAME}"), "mid", "right", _CLOSES),  # "- Hazel S -" mid-text
+        (re.compile(rf"(?<=\n){_NAME}:[ \t]"), "mid", "", None),  # "Diana: works fine" opening a line
+        (re.compile(rf"(?<![\w'’]){_NAME}[ \t]+(?:said|says|agrees|agreed|mentioned|suggested)\b"), "mid", "left", None),
     )
 
 
@@ -101,7 +108,7 @@ def reads_as_name(tokens: list[str], strength: str) -> bool:
         plain = not is_common_word(low, nouns=False)
         known = (low in first and low not in AMBIGUOUS_FIRST and (capital or plain)) or (
             low in last and (not is_common_word(low) or (capital and plain)))
-        if low in stop or low in BRAND_WORDS or (low in NOT_NAMES and not (capital and low in first)):
+        if low in stop or low in BRAND_WORDS or low in _VERBS or (low in NOT_NAMES and not (capital and low in first)):
             return False  # "Guy" may be a name where "guy" is not
         if known or not is_common_word(low) or (strength == "cue" and capital):
             telling = True  # after "my wife", any capitalised word is a name ("My wife Harsh says")
@@ -114,15 +121,27 @@ def reads_as_name(tokens: list[str], strength: str) -> bool:
     return telling and all(everyday) and len(everyday) < len(tokens)
 
 
+def _closed(text: str, end: int, close: re.Pattern) -> bool:
+    """A name may end at `end`: `close` follows, or its last token is an initial whose full stop ends the sentence."""
+    return bool(close.match(text, end)) or (text[end - 1] == "." and text[end : end + 1] in (" ", "\t"))
+
+
 def find_signatures(text: str) -> list[tuple[int, int]]:
     """(start, end) of names in openers, sign-offs and dash asides."""
     found = []
-    for pattern, strength, trim in _frames():
+    for pattern, strength, trim, close in _frames():
         for m in pattern.finditer(text):
             start = m.start("name")
             tokens = [(t.start() + start, t.group()) for t in re.finditer(r"\S+", m.group("name"))]
-            for i in range(len(tokens) if trim else 1):
-                if reads_as_name([t for _, t in tokens[i:]], strength):
-                    found.append((tokens[i][0], tokens[-1][0] + len(tokens[-1][1])))
+            if trim == "left":
+                runs = [tokens[i:] for i in range(len(tokens))]
+            elif trim == "right":
+                runs = [tokens[:j] for j in range(len(tokens), 0, -1)
+                        if _closed(text, tokens[j - 1][0] + len(tokens[j - 1][1]), close)]
+            else:
+                runs = [tokens]
+            for run in runs:
+                if run and reads_as_name([t for _, t in run], strength):
+                    found.append((run[0][0], run[-1][0] + len(run[-1][1])))
                     break
     return found

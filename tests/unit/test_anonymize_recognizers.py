@@ -7,6 +7,7 @@ import pytest
 from stages.anonymize.engine import Finding, chunk_text, plausible_person, resolve_overlaps
 from stages.anonymize.names import find_names
 from stages.anonymize.recognizers import (
+    ContactPhoneRecognizer,
     FullIpv6Recognizer,
     OfflineEmailRecognizer,
     OrderNumberRecognizer,
@@ -38,6 +39,17 @@ def _found(recognizer, text):
         (ReviewPhoneRecognizer, "+91 98765 43210 is mine", ["+91 98765 43210"]),
         # not phones: sizes, years, model numbers
         (ReviewPhoneRecognizer, "a 1080p 60Hz screen from 2019, 3.5mm jack", []),
+        # bare digit runs after a contact cue are phones ...
+        (ContactPhoneRecognizer, "Call me at 5551234567.", ["5551234567"]),
+        (ContactPhoneRecognizer, "my cell: 785 4973348)", ["785 4973348"]),
+        (ContactPhoneRecognizer, "text 15551234567 for details", ["15551234567"]),
+        (ContactPhoneRecognizer, "their number was +15551234567!", ["+15551234567"]),
+        # ... not model or part numbers, quantities, prices, or digits without a cue
+        (ContactPhoneRecognizer, "Model number was 5551234567.", []),
+        (ContactPhoneRecognizer, "The serial number: 5551234567", []),
+        (ContactPhoneRecognizer, "I ordered 1000 of them; call it 10000 stars", []),
+        (ContactPhoneRecognizer, "phone cost $1234567890.00 lol", []),
+        (ContactPhoneRecognizer, "SKU 5551234567 in the listing", []),
         # street addresses: US with unit and ZIP, lower-case street name, PO box; not "5 stars all the way"
         (StreetAddressRecognizer, "I live at 42 Maple Street, Apt 3, Springfield, IL 62704.", ["42 Maple Street, Apt 3, Springfield, IL 62704"]),
         (StreetAddressRecognizer, "sent to 17 oak hill Road", ["17 oak hill Road"]),

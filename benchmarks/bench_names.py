@@ -81,7 +81,8 @@ def main() -> None:
     frame = pd.DataFrame({
         "review_id": [f"r{i}" for i in range(len(raw))],
         "user_id": raw["user_id"].astype(str),
-        "title": raw["title"].where(raw["title"].map(lambda t: isinstance(t, str)), None),
+        # this sample has no review titles; a sample with a `title` column gets them anonymized and scored too
+        "title": raw["title"].where(raw["title"].map(lambda t: isinstance(t, str)), None) if "title" in raw else None,
         "text": texts,
         "timestamp": pd.to_datetime(raw["timestamp"], unit="ms", utc=True).astype("datetime64[ms, UTC]"),
     })
@@ -118,7 +119,7 @@ def main() -> None:
         for w in WATCHED:
             watched_in[w] += before[w] + (texts[i].count("Thanks") - review.count("Thanks") if w == "Thanks" else 0)
             watched_out[w] += after[w]
-        title = raw["title"].iat[i]
+        title = raw["title"].iat[i] if "title" in raw else None
         if isinstance(title, str):
             tb, ta = Counter(_WORDS.findall(title)), Counter(_WORDS.findall(out.at[rid, "title"] or ""))
             title_words += sum(tb.values())
@@ -132,7 +133,8 @@ def main() -> None:
     for key in [*NAME_SHAPES, *PLACES, "all"]:
         n = total[key]
         print(f"{key:<20} {n:>6} {full[key] / n:>18.1%} {word[key] / n:>20.1%}")
-    print(f"\nreview words changed (name excluded): texts {changed / words:.2%} of {words}, titles {title_changed / title_words:.2%} of {title_words}")
+    titles = f"titles {title_changed / title_words:.2%} of {title_words}" if title_words else "no titles in this sample"
+    print(f"\nreview words changed (name excluded): texts {changed / words:.2%} of {words}; {titles}")
     print("kept / in input: " + ", ".join(f"{w!r} {watched_out[w]}/{watched_in[w]}" for w in WATCHED))
 
 

@@ -12,6 +12,8 @@ import yaml
 
 from stages.anonymize.__main__ import main
 from stages.anonymize.core import make_analyzer, run_anonymize
+from stages.anonymize.engine import Finding, ReviewAnalyzer
+from stages.anonymize.passes import Failure, Replacer
 from stages.anonymize.keys import ENV_VAR
 from stages.anonymize.params import AnonymizeParams
 from stages.errors import ParamsError, PipelineInputError, SchemaError
@@ -136,10 +138,13 @@ def test_entity_nothing_detects_is_an_error():
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".parquet"])
-def test_cli_on_a_single_file(tmp_path, monkeypatch, suffix):
+def test_cli_on_a_single_file_leaves_the_pipeline_alone(tmp_path, monkeypatch, suffix):
     monkeypatch.setenv(ENV_VAR, KEY.decode())
+    store = tmp_path / "store.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+    monkeypatch.chdir(tmp_path)  # a pipeline metrics file would land in ./metrics
     frame = _frame(TEXTS[:2] + TEXTS[5:])
-    src, dst = tmp_path / f"in{suffix}", tmp_path / f"out{suffix}"
+    src, dst = tmp_path / f"in{suffix}", tmp_path / "out" / f"clean{suffix}"
     if suffix == ".jsonl":
         frame.to_json(src, orient="records", lines=True, date_format="iso")
     elif suffix == ".csv":
@@ -150,14 +155,18 @@ def test_cli_on_a_single_file(tmp_path, monkeypatch, suffix):
     quick = yaml.safe_load((ROOT / "tests" / "params.quick.yaml").read_text())
     quick["anonymize"]["benchmark"]["cases"] = 0
     params.write_text(yaml.safe_dump(quick))
-    metrics = tmp_path / "m.json"
-    assert main(["--no-mlflow", "--params", str(params), "--input", str(src), "--output", str(dst), "--metrics", str(metrics)]) == 0
+    assert main(["--params", str(params), "--input", str(src), "--output", str(dst)]) == 0
     out = pd.read_parquet(dst) if suffix == ".parquet" else (pd.read_csv(dst) if suffix == ".csv" else pd.read_json(dst, lines=True))
     assert out["review_id"].tolist() == frame["review_id"].tolist()
     assert list(out.columns) == list(frame.columns)
+    metrics = tmp_path / "out" / "clean.metrics.json"  # beside the output
     written = dst.read_bytes() + metrics.read_bytes()
     assert KEY not in written and b"Jane Doe" not in written and b"AUSER0000XYZ" not in written
-    assert json.loads(metrics.read_text())["detected_value_reoccurrences"] == 0
+    m = json.loads(metrics.read_text())
+    assert m["detected_value_reoccurrences"] == 0 and m["quarantined_records"] == 0
+    assert "leak_estimate" not in m  # no benchmark, no estimate (and no 0 that reads as "nothing leaked")
+    assert not store.exists() and not (tmp_path / "metrics").exists()  # no MLflow run, no pipeline metrics
+    assert not (tmp_path / "out" / "clean.quarantine.jsonl").exists()
 
 
 def test_cli_splits_follow_the_record_schema(tmp_path, monkeypatch):
@@ -195,3 +204,99 @@ def test_worker_processes_give_the_same_findings_in_order(analyzer):
     texts = TEXTS * 3
     assert list(parallel.analyze(texts)) == list(analyzer.analyze(texts))
     assert parallel.stats_.texts == len(texts) and parallel.stats_.empty == 6
+
+
+# Name shapes that real reviewers' names take (issue 12): each must be replaced, none may stop the run.
+SHAPED = [
+    'Great charger. Thanks, J. R. "Bobby" Smith Jr.',  # initials, quoted nickname, suffix
+    "maddy927 here. Works fine for me.",  # handle
+    "This is MaddyJones. Love the cable.",  # camelCase
+    "Solid and loud. - MARY ELLEN O. WATSON",  # ALL CAPS, four parts
+    "vanel bernard here. Good cable, fast delivery.",  # lower case, two words
+    "Nice case. Thanks, Sherri C.",  # first name and initial
+    'Ok for the price. - Ana Maria "Nina" de la Cruz Jr.',  # five parts, particles, nickname, suffix
+    "Thanks for the OEM part; I don't like the glass. Palm-sized.",  # everyday words that must stay
+]
+SHAPED_NAMES = ['J. R. "Bobby" Smith Jr.', "maddy927", "MaddyJones", "MARY ELLEN O. WATSON", "vanel bernard", "Sherri C.",
+                'Ana Maria "Nina" de la Cruz Jr.']
+
+
+def test_every_name_shape_is_replaced_and_everyday_words_stay(analyzer):
+    params = _quick_params(benchmark=dataclasses.replace(_quick_params().benchmark, cases=0, person_cases=0))
+    result = run_anonymize({"train": _frame(SHAPED)}, params, key=KEY, seed=1, analyzer=analyzer)
+    out = result.frames["train"]["text"].tolist()
+    for name in SHAPED_NAMES:
+        assert not any(name in text for text in out), name
+    assert out[-1] == SHAPED[-1]  # "Thanks", "OEM", "don't", "glass", "Palm" untouched
+    assert out[0].startswith("Great charger. Thanks, ") and out[5].startswith("Nice case. Thanks, ")
+    m = result.metrics
+    assert m["quarantined_records"] == 0 and m["detected_value_reoccurrences"] == 0
+    assert set(m["surrogate_fallbacks"]) == set(params.entities)
+
+
+class _FailsOn(ReviewAnalyzer):
+    """The real analyzer, made to raise on one text (the failure a parser bug would cause)."""
+
+    marker = "Zq9 unparseable"
+
+    def _finish(self, entry):
+        if isinstance(entry[1], str) and self.marker in entry[1]:
+            raise ValueError(f"cannot parse {entry[1]!r}")  # the message quotes the text
+        return super()._finish(entry)
+
+
+def test_a_record_the_analyzer_fails_on_is_quarantined_and_the_run_goes_on(analyzer):
+    params = _quick_params(benchmark=dataclasses.replace(_quick_params().benchmark, cases=0, person_cases=0))
+    failing = _FailsOn(entities=params.entities, score_threshold=params.score_threshold, batch_size=params.batch_size,
+                       n_process=1, ner_chunk_chars=params.ner_chunk_chars, min_english_share=params.min_english_share,
+                       nlp=analyzer.nlp)
+    secret = f"My name is Jane Doe and {_FailsOn.marker}."
+    frame = _frame([TEXTS[0], secret, TEXTS[6]])
+    result = run_anonymize({"train": frame}, params, key=KEY, seed=1, analyzer=failing)
+    out = result.frames["train"]
+    assert out["review_id"].tolist() == ["r0", "r2"]  # the others are anonymized as usual
+    assert "Jane Doe" not in out["text"].iloc[0] and out["text"].iloc[1] == TEXTS[6]
+    aside = result.quarantine
+    assert aside["review_id"].tolist() == ["r1"] and aside["text"].isna().all()
+    assert aside[["quarantine_source", "quarantine_pass", "quarantine_error"]].values.tolist() == [["train", "detect", "ValueError"]]
+    assert aside["user_id"].iloc[0].startswith("u_")  # structured columns anonymized too
+    m = result.metrics
+    assert m["quarantined_records"] == 1 and m["rows_written"] == 2 and m["splits"]["train"]["quarantined"] == 1
+    assert m["texts_analysed"] == 2  # the batch was retried text by text: nothing counted twice, the failed one not at all
+    dumped = aside.to_json() + json.dumps(m)
+    assert "Jane Doe" not in dumped and _FailsOn.marker not in dumped
+
+
+def test_a_replacement_that_fails_comes_back_as_a_failure():
+    params = _quick_params()
+    replacer = Replacer(params, key=KEY, identifying={"Jane Doe": "PERSON"}, sweep=True)
+    done = replacer.replace_batch(
+        ["Hi Jane Doe.", "Bob.", "Jane Doe again", None],
+        [[Finding("PERSON", 3, 11, 0.9)], [Finding("PERSON", 0, 99, 0.9)], [], Failure("detect", "ValueError")],
+    )
+    assert "Jane Doe" not in done[0].text and done[0].swept == 0
+    assert done[1] == Failure("replace", "InvalidParamError")  # a span past the text's end
+    assert "Jane Doe" not in done[2].text and done[2].swept == 1  # the undetected repeat is swept
+    assert done[3] == Failure("detect", "ValueError")
+
+
+def test_score_labelled_scores_a_users_own_file(tmp_path, capsys):
+    labelled = tmp_path / "mine.jsonl"
+    rows = [
+        {"text": "Thanks, maddy927", "pii": [{"entity": "PERSON", "value": "maddy927", "shape": "handle"}]},
+        {"text": "Call me at 5551234567 about the Galaxy S21.", "pii": [{"entity": "PHONE_NUMBER", "start": 11, "end": 21}],
+         "keep": [{"value": "Galaxy S21"}]},
+    ]
+    labelled.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    scores = tmp_path / "scores.json"
+    params = str(ROOT / "tests" / "params.quick.yaml")
+    assert main(["--params", params, "--score-labelled", str(labelled), "--metrics", str(scores)]) == 0
+    m = json.loads(scores.read_text())
+    assert m["recall_person"] == 1.0 and m["recall_person_handle"] == 1.0 and m["recall_phone_number"] == 1.0
+    assert m["negatives_kept"] == 1.0 and m["cases"] == 2
+    assert m["leak_estimate"] == {"benchmark_cases": 2, "pii_missed_share": 0.0, "person_cases": 1, "person_missed_share": 0.0,
+                                  "phone_number_cases": 1, "phone_number_missed_share": 0.0}
+    assert "maddy927" not in capsys.readouterr().out  # scores only
+    labelled.write_text(json.dumps({"text": "hi", "pii": [{"entity": "PERSON", "value": "Bob"}]}) + "\n")
+    with pytest.raises(PipelineInputError, match=r"mine.jsonl:1: value 'Bob' does not occur in the text"):
+        main(["--params", params, "--score-labelled", str(labelled)])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import string
 
 import pandas as pd
 import pytest
@@ -60,6 +61,22 @@ def test_surrogates_never_contain_a_detected_value():
     for i in range(40):
         out = fresh.get("PERSON", f"name{i}")
         assert out not in forbidden
+
+
+def test_surrogate_search_always_ends_with_a_safe_value():
+    # every Faker first and last name and every letter is "detected": no Faker draw can avoid them
+    from faker.providers.person.en_US import Provider
+
+    forbidden = set(Provider.first_names) | set(Provider.last_names) | set(string.ascii_uppercase) | {f"{c}." for c in string.ascii_uppercase}
+    matcher = re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, sorted(forbidden, key=len, reverse=True))) + r")(?!\w)")
+    surrogates = Surrogates(KEY, forbidden=forbidden)
+    values = ['J. R. "Bobby" Smith Jr.', "Sherri C.", "maddy927", "MARY ELLEN O. WATSON", "Ana Maria de la Cruz"]
+    out = [surrogates.get("PERSON", v) for v in values]
+    for value, new in zip(values, out):
+        assert new != value and not matcher.search(new), (value, new)
+    assert surrogates.fallbacks_["PERSON"] >= 1
+    assert out == [Surrogates(KEY, forbidden=forbidden).get("PERSON", v) for v in values]  # still keyed and consistent
+    assert re.fullmatch(r"Person-[0-9a-f]{6,}", surrogates.get("PERSON", "Smith")), "the keyed tag, last"
 
 
 def test_unknown_operator_is_an_error():

@@ -34,6 +34,7 @@ import yaml
 from stages.anonymize.benchmark import NAME_LOCALES
 from stages.anonymize.core import run_anonymize
 from stages.anonymize.name_shapes import NAME_SHAPES, make_name
+from stages.anonymize.names import NAME_SUFFIXES, PARTICLES
 from stages.anonymize.params import AnonymizeParams
 from stages.params import parse_section
 
@@ -56,7 +57,7 @@ def insert(text: str, name: str, place: str, rng: random.Random) -> str:
         return f"{text} {carrier}"
     breaks = [m.end() for m in re.finditer(r"[.!?] ", text)]
     cut = breaks[len(breaks) // 2] if breaks else len(text)
-    return f"{text[:cut]}{carrier} {text[cut:]}".rstrip()
+    return f"{text[:cut].rstrip()} {carrier} {text[cut:]}".rstrip()
 
 
 def main() -> None:
@@ -106,11 +107,13 @@ def main() -> None:
             continue  # quarantined: its text is gone, so nothing of it survives
         review, anonymized = raw["text"].iat[i].strip(), out.at[rid, "text"]
         review_words = set(w.lower() for w in _WORDS.findall(review))
-        name_words = [w for w in _WORDS.findall(name) if len(w) > 1 and w.lower() not in review_words]
+        # "Jr", "III", "van der" say nothing about who someone is, and the surrogate keeps them
+        name_words = [w for w in _WORDS.findall(name)
+                      if len(w) > 1 and w.lower() not in review_words | NAME_SUFFIXES | PARTICLES]
         out_words = Counter(w.lower() for w in _WORDS.findall(anonymized))
         for key in (shape, place, "all"):
             total[key] += 1
-            full[key] += name in anonymized
+            full[key] += re.search(rf"(?<!\w){re.escape(name)}(?!\w)", anonymized) is not None
             word[key] += any(out_words[w.lower()] for w in name_words)
         before = Counter(_WORDS.findall(review))
         after = Counter(_WORDS.findall(anonymized))

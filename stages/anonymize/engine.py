@@ -225,6 +225,7 @@ class ReviewAnalyzer:
         doc = self.nlp.make_doc(text)
         # implausible NER names go before Presidio sees them: its de-duplication would otherwise let a
         # wider NER span ("Love, ashley smith") that the filter then drops swallow our cue finding inside it
+        spans = [trimmed for s, e, label in spans if (trimmed := _trim_greeting(text, s, e, label))]
         ents = [
             doc.char_span(s, e, label=label, alignment_mode="expand")
             for s, e, label in spans
@@ -254,6 +255,26 @@ def _analyze_block(block: list) -> tuple[list[list[Finding]], dict, Counter]:
 
 # A name right before a model word or number is a product ("Arlo Pro 4", "Mario 64").
 _MODEL_NEXT = re.compile(r"[ \t]+(?:\d|(?:Pro|Plus|Max|Mini|Ultra|Lite|Air|HD|XL|SE|Neo|Edge)\b)")
+
+
+# Words the NER takes into a name next to it ("Thanks Jen", "Hi Bob"); they stay.
+_GREETINGS = frozenset("thanks thank thx cheers regards hi hello hey dear love sincerely best signed xoxo kudos".split())
+
+
+def _trim_greeting(text: str, start: int, end: int, label: str) -> tuple[int, int, str] | None:
+    """A NER span without the greetings and function words at its edges ("Thanks, Jen" -> "Jen"); None if nothing is left."""
+    tokens = list(re.finditer(r"[^\s,;:!?]+", text[start:end]))
+    stop = _english_stop_words()
+
+    def edge(token) -> bool:
+        word = token.group().strip(".'\"").lower()
+        return word in _GREETINGS or word in stop
+
+    while tokens and edge(tokens[0]):
+        tokens.pop(0)
+    while tokens and edge(tokens[-1]):
+        tokens.pop()
+    return (start + tokens[0].start(), start + tokens[-1].end(), label) if tokens else None
 
 
 def _keep(result, text: str, allow: frozenset[str]) -> bool:

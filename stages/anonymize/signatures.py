@@ -37,6 +37,8 @@ HANDLE_RE = re.compile(rf"^{HANDLE}$")
 _VERBS = frozenset("says said agrees agreed loves likes uses bought got thinks mentioned noted suggested".split())
 
 
+# a dash before a name: a hyphen or tilde not inside a word ("10-foot"), or an en/em dash anywhere ("charm— Jo")
+_DASH = r"(?:(?<![\w\-~])[-~]{1,2}|[–—]{1,2})"
 _CLOSES = re.compile(r"[ \t]*(?:[.,!?:;\-–—)(]|\n|$)")
 _CLOSES_OR_SAYS = re.compile(rf"[ \t]*(?:[.,!?:;\-–—)(]|\n|$)|[ \t]+{_SAYS}")
 
@@ -54,14 +56,14 @@ def _frames() -> tuple[tuple[re.Pattern, str, str, re.Pattern | None], ...]:
         (re.compile(rf"{_OPEN}{_GREETING}{_NAME}[ \t]+(?i:here)\b"), "strong", "", None),  # "maddy927 here."
         (re.compile(rf"{_OPEN}{_GREETING}{_INTRO}[ \t]+{_NAME}"), "strong", "right", _CLOSES),  # "This is Jen K."
         (re.compile(rf"(?:^|(?<=[\s.!?,;:)]))(?i:{_SIGNOFF})[ \t]*[,!.:\-–—]*[ \t\n]*{_NAME}{_END}"), "strong", "", None),
-        (re.compile(rf"(?:^|(?<=[\s.!?)]))[-~–—]{{1,2}}[ \t]*{_NAME}{_END}"), "strong", "", None),  # "- Jen K." at the end
+        (re.compile(rf"{_DASH}[ \t]*{_NAME}{_END}"), "strong", "", None),  # "- Jen K." at the end
         (re.compile(rf"\n[ \t]*{_NAME}[ \t]*[.!]?[ \t]*$"), "strong", "", None),  # a last line that is only a name
         (re.compile(rf"\b(?i:{CUES})[ \t]+{_NAME}"), "cue", "right", _CLOSES_OR_SAYS),  # "my son derek142 agrees"
         (re.compile(rf"\((?i:thanks|thank you|thx|via|h/t|credit)[ \t,:]*{_NAME}[ \t]*\)"), "strong", "", None),  # "(thanks mar76)"
         (re.compile(rf"\b(?i:as|like)[ \t]+{_NAME}[ \t]+(?:said|says|mentioned|noted|suggested|pointed out)\b"), "strong", "", None),
         (re.compile(rf"{_OPEN}{_NAME}[ \t]+and I\b"), "strong", "", None),  # "paulette foucher and I both use it"
         (re.compile(rf"^[ \t]*{_NAME}:[ \t]"), "strong", "", None),  # "bhanumati sarin: It's about ..." opening the text
-        (re.compile(rf"(?:^|(?<=[\s(]))[-~–—]{{1,2}}[ \t]*{_NAME}"), "mid", "right", _CLOSES),  # "- Hazel S -" mid-text
+        (re.compile(rf"{_DASH}[ \t]*{_NAME}"), "mid", "right", _CLOSES),  # "- Hazel S -" mid-text
         (re.compile(rf"(?<=\n){_NAME}:[ \t]"), "mid", "", None),  # "Diana: works fine" opening a line
         (re.compile(rf"(?<![\w'’]){_NAME}[ \t]+(?:said|says|agrees|agreed|mentioned|suggested)\b"), "mid", "left", None),
     )
@@ -106,7 +108,8 @@ def reads_as_name(tokens: list[str], strength: str) -> bool:
         capital = bare[:1].isupper()
         # a known name that is also an everyday verb or adjective ("small", "made", "Short") tells nothing on its own
         plain = not is_common_word(low, nouns=False)
-        known = (low in first and low not in AMBIGUOUS_FIRST and (capital or plain)) or (
+        # in a strong frame any first name counts ("Thanks, peter"), mid-text only one that is no everyday word
+        known = (low in first and (strength != "mid" or (low not in AMBIGUOUS_FIRST and (capital or plain)))) or (
             low in last and (not is_common_word(low) or (capital and plain)))
         if low in stop or low in BRAND_WORDS or low in _VERBS or (low in NOT_NAMES and not (capital and low in first)):
             return False  # "Guy" may be a name where "guy" is not

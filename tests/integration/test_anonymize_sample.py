@@ -44,7 +44,9 @@ def test_real_reviews_leave_no_trace_and_the_benchmark_scores(reviews):
     assert out["text"].notna().sum() == reviews["text"].notna().sum()
     assert not set(out["user_id"]) & set(reviews["user_id"])
     bench = m["benchmark"]
-    assert bench["cases"] == 160 and bench["negative_cases"] == 40
+    assert bench["cases"] == 160 + params.benchmark.person_cases and bench["negative_cases"] == 40
+    assert m["leak_estimate"]["benchmark_cases"] == bench["cases"]
+    assert m["leak_estimate"]["person_missed_share"] == round(1 - bench["recall_person"], 4)
     # the structured recognizers must find what was injected; names are scored, not pinned
     for entity in ("email_address", "phone_number", "credit_card", "order_number", "url"):
         assert bench[f"recall_{entity}"] >= 0.95, (entity, bench)

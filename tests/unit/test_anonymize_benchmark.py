@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from stages.anonymize.benchmark import ENTITIES, POSITIONS, Case, build_cases, real_sentences, score_cases
+from stages.anonymize.benchmark import ENTITIES, POSITIONS, Case, build_cases, leak_estimate, real_sentences, score_cases
+from stages.anonymize.name_shapes import NAME_SHAPES
 from stages.anonymize.engine import Finding
 from stages.anonymize.operators import luhn_valid
 
@@ -61,3 +62,24 @@ def test_scoring_table():
     assert m["nonpii_words_changed"] == round(2 / words_outside, 5)
     partial = score_cases(cases[:1], [[Finding("PHONE_NUMBER", 5, 12, 0.7)]])
     assert partial["recall_phone_number"] == 0.0  # a value half removed is not removed
+
+
+def test_person_cases_cover_every_name_shape_and_bare_phones_have_a_contact_cue():
+    built = build_cases(SENTENCES, cases=64, negative_cases=6, seed=3, person_cases=42)
+    names = [p for c in built for p in c.pii if p[0] == "PERSON"]
+    assert len(names) == 8 + 42
+    assert {p[4] for p in names} == set(NAME_SHAPES) and {p[3] for p in names} == set(POSITIONS)
+    bare = [(c.text, p) for c in built for p in c.pii if p[0] == "PHONE_NUMBER" and p[4] == "bare"]
+    assert bare and all(text[s:e].lstrip("+").isdigit() or " " in text[s:e] for text, (_, s, e, _, _) in bare)
+    numbers = [c for c in built if c.negatives and any(c.text[s:e].isdigit() for s, e in c.negatives)]
+    assert numbers  # digit runs that must stay: model numbers, quantities, prices
+
+
+def test_scores_by_shape_and_the_leak_estimate_carry_the_benchmark_size():
+    cases = [
+        Case("Thanks, maddy927", (("PERSON", 8, 16, "end", "handle"),), ()),
+        Case("Jo Li here.", (("PERSON", 0, 5, "start", "first_last"),), ()),
+    ]
+    m = score_cases(cases, [[Finding("PERSON", 8, 16, 0.8)], []])
+    assert m["recall_person_handle"] == 1.0 and m["recall_person_first_last"] == 0.0 and m["recall_all"] == 0.5
+    assert leak_estimate(m) == {"benchmark_cases": 2, "pii_missed_share": 0.5, "person_cases": 2, "person_missed_share": 0.5}

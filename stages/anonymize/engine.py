@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from stages.anonymize.names import BRAND_WORDS, CUE_SCORE, is_common_word, name_tables
+from stages.anonymize.names import BRAND_WORDS, CUE_SCORE, GREETING_WORDS, is_common_word, name_tables
 from stages.anonymize.params import DETECTABLE
 from stages.errors import ParamsError
 
@@ -257,18 +257,14 @@ def _analyze_block(block: list) -> tuple[list[list[Finding]], dict, Counter]:
 _MODEL_NEXT = re.compile(r"[ \t]+(?:\d|(?:Pro|Plus|Max|Mini|Ultra|Lite|Air|HD|XL|SE|Neo|Edge)\b)")
 
 
-# Words the NER takes into a name next to it ("Thanks Jen", "Hi Bob"); they stay.
-_GREETINGS = frozenset("thanks thank thx cheers regards hi hello hey dear love sincerely best signed xoxo kudos".split())
-
-
 def _trim_greeting(text: str, start: int, end: int, label: str) -> tuple[int, int, str] | None:
-    """A NER span without the greetings and function words at its edges ("Thanks, Jen" -> "Jen"); None if nothing is left."""
+    """A NER span without the greetings and function words at its edges, which the NER takes in and which stay ("Thanks, Jen" -> "Jen"); None if nothing is left."""
     tokens = list(re.finditer(r"[^\s,;:!?]+", text[start:end]))
     stop = _english_stop_words()
 
     def edge(token) -> bool:
         word = token.group().strip(".'\"").lower()
-        return word in _GREETINGS or word in stop
+        return word in GREETING_WORDS or word in stop
 
     while tokens and edge(tokens[0]):
         tokens.pop(0)

@@ -46,6 +46,8 @@ NOT_NAMES = frozenset(
     lol lmao omg idk imo imho btw fyi thx ty smh tbh ok okay yay wow ugh meh haha hehe xd hi hello hey
     """.split()
 )
+# Greetings and sign-off words: next to a name, never part of it.
+GREETING_WORDS = frozenset("thanks thank thx cheers regards hi hello hey dear love sincerely best signed xoxo kudos".split())
 SIGNOFF_CUES = r"thanks|thank you|cheers|regards|sincerely|signed|love|xoxo"
 STRONG_CUES = r"(?i:my name is|my name's|name is|i am called)|(?:Mr|Mrs|Ms|Miss|Dr|Prof)\.?"
 # Cue words whose next words are a name only if they read as one ("I'm Xavi", not "I'm computer ...").

@@ -153,7 +153,7 @@ class Surrogates:
             fake = self._seeded(tseed)
             initial = len(bare) == 1 or (word.endswith(".") and len(word) <= 3)
             if initial and self._initials:
-                new = random.Random(tseed).choice(string.ascii_uppercase) + "."
+                new = random.Random(tseed).choice(string.ascii_uppercase) + ("." if word.endswith(".") else "")
             elif i == len(tokens) - 1 and len(tokens) > 1:
                 new = fake.last_name()
             else:

@@ -16,10 +16,10 @@ import functools
 import re
 
 from stages.anonymize.names import (
-    AMBIGUOUS_FIRST, BRAND_WORDS, CUES, NAME_SUFFIXES, NOT_NAMES, PARTICLES, _stop_words, _WORD, is_common_word, name_tables,
+    AMBIGUOUS_FIRST, BRAND_WORDS, CUES, GREETING_WORDS, NAME_SUFFIXES, NOT_NAMES, PARTICLES, _stop_words, _WORD, is_common_word, name_tables,
 )
 
-_INITIALS = r"[A-Z]\.(?:[ ]?[A-Z]\.)*"
+_INITIALS = r"[A-ZÀ-Þ]\.(?:[ ]?[A-ZÀ-Þ]\.)*"
 _QUOTED = r"[\"“'‘][^\W\d_][^\W\d_'\-]*[\"”'’]"
 # maddy927, Raul73, john_smith, Alan_R, JohnSmith (not iPhone, A2172, QC35: models start upper-case with digits)
 HANDLE = r"(?:[A-Za-z][A-Za-z0-9]*_[A-Za-z0-9_]*[A-Za-z0-9]|[A-Za-z][a-z]{2,}\d{1,5}|(?=\w{6})[A-Z]?[a-z]+(?:[A-Z][a-z]+)+)"
@@ -55,7 +55,7 @@ def _frames() -> tuple[tuple[re.Pattern, str, str, re.Pattern | None], ...]:
     return (
         (re.compile(rf"{_OPEN}{_GREETING}{_NAME}[ \t]+(?i:here)\b"), "strong", "", None),  # "maddy927 here."
         (re.compile(rf"{_OPEN}{_GREETING}{_INTRO}[ \t]+{_NAME}"), "strong", "right", _CLOSES),  # "This is Jen K."
-        (re.compile(rf"(?:^|(?<=[\s.!?,;:)]))(?i:{_SIGNOFF})[ \t]*[,!.:\-–—]*[ \t\n]*{_NAME}{_END}"), "strong", "", None),
+        (re.compile(rf"(?:^|(?<=[\s.!?,;:)]))(?i:{_SIGNOFF})[ \t]*[,!.:\-–—]*[ \t\n]*{_NAME}{_END}"), "strong", "left", None),
         (re.compile(rf"{_DASH}[ \t]*{_NAME}{_END}"), "strong", "", None),  # "- Jen K." at the end
         (re.compile(rf"\n[ \t]*{_NAME}[ \t]*[.!]?[ \t]*$"), "strong", "", None),  # a last line that is only a name
         (re.compile(rf"\b(?i:{CUES})[ \t]+{_NAME}"), "cue", "right", _CLOSES_OR_SAYS),  # "my son derek142 agrees"
@@ -63,7 +63,8 @@ def _frames() -> tuple[tuple[re.Pattern, str, str, re.Pattern | None], ...]:
         (re.compile(rf"\b(?i:as|like)[ \t]+{_NAME}[ \t]+(?:said|says|mentioned|noted|suggested|pointed out)\b"), "strong", "", None),
         (re.compile(rf"{_OPEN}{_NAME}[ \t]+and I\b"), "strong", "", None),  # "paulette foucher and I both use it"
         (re.compile(rf"^[ \t]*{_NAME}:[ \t]"), "strong", "", None),  # "bhanumati sarin: It's about ..." opening the text
-        (re.compile(rf"{_DASH}[ \t]*{_NAME}"), "mid", "right", _CLOSES),  # "- Hazel S -" mid-text
+        (re.compile(rf"{_DASH}[ \t]*{_NAME}[ \t]*(?:[-–—]{{1,2}}(?=\s|$)|:)"), "strong", "", None),  # "— daisy —", "- max:"
+        (re.compile(rf"{_DASH}[ \t]*{_NAME}"), "mid", "right", _CLOSES),  # "- Hazel S, ..." mid-text
         (re.compile(rf"(?<=\n){_NAME}:[ \t]"), "mid", "", None),  # "Diana: works fine" opening a line
         (re.compile(rf"(?<![\w'’]){_NAME}[ \t]+(?:said|says|agrees|agreed|mentioned|suggested)\b"), "mid", "left", None),
     )
@@ -111,15 +112,16 @@ def reads_as_name(tokens: list[str], strength: str) -> bool:
         # in a strong frame any first name counts ("Thanks, peter"), mid-text only one that is no everyday word
         known = (low in first and (strength != "mid" or (low not in AMBIGUOUS_FIRST and (capital or plain)))) or (
             low in last and (not is_common_word(low) or (capital and plain)))
-        if low in stop or low in BRAND_WORDS or low in _VERBS or (low in NOT_NAMES and not (capital and low in first)):
-            return False  # "Guy" may be a name where "guy" is not
+        if low in stop or low in BRAND_WORDS or low in _VERBS or low in GREETING_WORDS or (
+                low in NOT_NAMES and not (capital and (low in first or low in last))):
+            return False  # "Guy", "Little" may be names where "guy", "little" are not
         if known or not is_common_word(low) or (strength == "cue" and capital):
             telling = True  # after "my wife", any capitalised word is a name ("My wife Harsh says")
             continue
         if strength == "mid":  # mid-text only names that are everyday words too ("Mark", "barnes")
             everyday.append((low in first or low in last) and (capital or plain))
-        else:  # capitalised words and nouns ("Kick L. van den Berg", "senna van der heyden"); after "my son" any word
-            everyday.append(capital or plain or strength == "cue")
+        else:  # capitalised words, nouns and names ("Kick L. van den Berg", "rachael shepherd"); after "my son" any word
+            everyday.append(capital or plain or low in first or low in last or strength == "cue")
     # everyday words pass only next to a telling word, and never alone
     return telling and all(everyday) and len(everyday) < len(tokens)
 

@@ -27,7 +27,12 @@ def _found(text):
         ("It works (thanks mar76) on my desk.", ["mar76"]),
         ("I was thinking - Hazel S - of returning it.", ["Hazel S"]),  # mid-text after a dash
         ("Hello! Kick L. van den Nuwenhijsen Sr. here: sturdy.", ["Kick L. van den Nuwenhijsen Sr."]),  # five parts
+        ("This is rachael jonathan shepherd. Fits.", ["rachael jonathan shepherd"]),  # a surname that is a verb too
+        ("Works well — daisy — and looks nice.", ["daisy"]),  # a first name that is a word, between dashes
+        ("Fast service. Thank you Thanks C.W. Weaver!", ["C.W. Weaver"]),  # the sign-off words stay
         # what must stay: everyday words, brands and pronouns in the same frames
+        ("Battery life - great - and cheap.", []),
+        ("Nice. - Update: still works.", []),
         ("Thanks, Amazon!", []),
         ("This is great. It works.", []),
         ("Battery is fine - Works great", []),

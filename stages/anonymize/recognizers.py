@@ -70,7 +70,7 @@ class ReviewPhoneRecognizer(PatternRecognizer):
 # Words that make a digit run a product or record number, not a phone ("model number was 1234567890").
 NOT_PHONE_CONTEXT = re.compile(
     r"(?i)\b(?:model|part|serial|item|tracking|sku|upc|ean|isbn|asin|imei|confirmation|ticket|"
-    r"invoice|product|catalog|lot|batch|version|firmware|rma)\b[^.!?\n]{0,12}$"
+    r"invoice|catalog|lot|batch|version|firmware|rma)\b[^.!?\n]{0,12}$"
 )
 
 

@@ -44,6 +44,7 @@ def _found(recognizer, text):
         (ContactPhoneRecognizer, "my cell: 785 4973348)", ["785 4973348"]),
         (ContactPhoneRecognizer, "text 15551234567 for details", ["15551234567"]),
         (ContactPhoneRecognizer, "their number was +15551234567!", ["+15551234567"]),
+        (ContactPhoneRecognizer, "I use this product on, the number was 7158799684.", ["7158799684"]),
         # ... not model or part numbers, quantities, prices, or digits without a cue
         (ContactPhoneRecognizer, "Model number was 5551234567.", []),
         (ContactPhoneRecognizer, "The serial number: 5551234567", []),

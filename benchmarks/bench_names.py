@@ -21,6 +21,7 @@ No review text or name is printed; only counts.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import random
 import re
@@ -89,8 +90,6 @@ def main() -> None:
     })
     section = yaml.safe_load((ROOT / "params.yaml").read_text())["anonymize"]
     params = parse_section(section, AnonymizeParams, "anonymize")
-    import dataclasses
-
     params = dataclasses.replace(params, benchmark=dataclasses.replace(params.benchmark, cases=0, person_cases=0, negative_cases=0))
     started = time.perf_counter()
     result = run_anonymize({"reviews": frame}, params, key=b"bench-names-key-0123456789", seed=args.seed)

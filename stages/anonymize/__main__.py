@@ -107,12 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # an ad-hoc file run: its metrics go beside the output, MLflow only when asked
         args.metrics = args.metrics or beside(args.output, ".metrics.json")
         args.no_mlflow = not args.mlflow
-    else:
-        args.metrics = args.metrics or Path("metrics/anonymize.json")
-    if args.input:
         frames = {args.input.name: read_table(args.input)}
         hashes = {"input": file_sha256(args.input)}
     else:
+        args.metrics = args.metrics or Path("metrics/anonymize.json")
         paths = {split: args.in_dir / f"{split}.parquet" for split in SPLITS}
         missing = [str(p) for p in paths.values() if not p.is_file()]
         if missing:
@@ -147,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{m['detected_value_reoccurrences']}; "
         + (f"estimated leak: {leak['pii_missed_share']:.2%} of {leak['benchmark_cases']} labelled PII values missed "
            f"(person {leak.get('person_missed_share', 0):.2%} of {leak.get('person_cases', 0)})" if leak
-           else "no leak estimate (benchmark off)")
+           else "no leak estimate (the benchmark runs on the pipeline's splits; --score-labelled FILE scores yours)")
     )
     return 0
 

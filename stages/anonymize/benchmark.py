@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import random
 import re
-import string
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass

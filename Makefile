@@ -104,7 +104,10 @@ bench: install models
 		--rejects "$(BENCH_TMP)/extracted/rejects.jsonl" --metrics "$(BENCH_TMP)/extract.json"
 	$(RUN) python benchmarks/bench_evaluate.py --extracted "$(BENCH_TMP)/extracted"
 
+# MLflow 3.17's UI opens in its GenAI mode until a user picks "Model training" once (it keeps
+# that choice per browser); the printed link opens the experiment's runs in that mode directly.
 ui: install
+	@$(RUN) python -c "import sqlite3; e = sqlite3.connect('file:mlflow.db?mode=ro', uri=True).execute(\"select experiment_id from experiments where name = 'synthguard'\").fetchone(); print('open http://127.0.0.1:$(MLFLOW_PORT)/#/experiments' + (f'/{e[0]}' if e else '') + '?workflowType=machine_learning')" 2>/dev/null || true
 	$(RUN) mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlflow.db" \
 		--default-artifact-root "$(CURDIR)/mlartifacts" --host 127.0.0.1 --port $(MLFLOW_PORT)
 

@@ -21,6 +21,7 @@ import hashlib
 import os
 import re
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -282,17 +283,11 @@ def log_pipeline_metrics(metrics: Mapping[str, Any], *, root: Path | None = None
     parent = pipeline_run(client, experiment_id, _common_tags())
     from mlflow.entities import Metric
 
-    now = _now_ms()
+    now = int(time.time() * 1000)
     batch = [Metric(k, float(v), now, 0) for k, v in flatten_metrics(metrics).items() if is_number(v)]
     for start in range(0, len(batch), 500):  # log_batch takes at most 1000 metrics
         client.log_batch(parent, metrics=batch[start:start + 500])
     return parent
-
-
-def _now_ms() -> int:
-    import time
-
-    return int(time.time() * 1000)
 
 
 def _param_text(value: Any) -> str:
@@ -392,8 +387,10 @@ def describe_gate_decision(
     """
     import mlflow
 
-    lines = [f"Privacy gate {'PASSED' if passed else 'FAILED'} (evaluate run {_active_run_id()}, "
-             f"pipeline {pipeline_id_of_active_run()}).", ""]
+    run = mlflow.active_run()
+    run_id = run.info.run_id if run else "none"
+    pipeline = mlflow.MlflowClient().get_run(run_id).data.tags.get("pipeline_id", "none") if run else "none"
+    lines = [f"Privacy gate {'PASSED' if passed else 'FAILED'} (evaluate run {run_id}, pipeline {pipeline}).", ""]
     for name, (ok, value, limit) in checks.items():
         shown = f"{value:.4g}" if is_number(value) else "not measured"
         lines.append(f"- {name}: {shown} {limit}: {'holds' if ok else 'FAILS'}")
@@ -407,21 +404,6 @@ def describe_gate_decision(
         text = "\n".join([*lines, "", moved])
         client.update_model_version(name, str(version), description=text)
     return "\n".join(lines)
-
-
-def _active_run_id() -> str:
-    import mlflow
-
-    run = mlflow.active_run()
-    return run.info.run_id if run else "none"
-
-
-def pipeline_id_of_active_run() -> str:
-    """The pipeline_id tag of the active run ('none' outside a run)."""
-    import mlflow
-
-    run = mlflow.active_run()
-    return mlflow.MlflowClient().get_run(run.info.run_id).data.tags.get("pipeline_id", "none") if run else "none"
 
 
 def set_model_alias(registered_name: str, alias: str, version: str) -> None:

@@ -18,7 +18,7 @@ export HF_DATASETS_OFFLINE := 1
 export HF_EVALUATE_OFFLINE := 1
 export SYNTHGUARD_SAMPLE_DIR ?= $(abspath $(CURDIR)/../shared/data/amazon_reviews_2023)
 
-.PHONY: install install-dev models repro repro-sample sweep-sample frontier test ui bench lock clean
+.PHONY: install install-dev chromium models repro repro-sample sweep-sample frontier exp plots test ui bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +34,24 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	$(PIP) install --quiet -c requirements.lock -e ".[dev]"
 	touch $@
 
-install: $(VENV)/.installed
-install-dev: $(VENV)/.installed-dev
+# vega, vega-lite and vega-embed from npm (pinned by vendor/vega/package-lock.json), inlined
+# into the HTML template that .dvc/config gives `dvc plots`, so plot pages draw offline.
+VEGA := vendor/vega
+PLOTS_TEMPLATE := $(VEGA)/offline.html
+
+$(VEGA)/node_modules/.package-lock.json: $(VEGA)/package.json $(VEGA)/package-lock.json
+	cd $(VEGA) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+
+$(PLOTS_TEMPLATE): $(VEGA)/node_modules/.package-lock.json stages/plots_template.py | $(VENV)/.installed
+	$(RUN) python -m stages.plots_template --node-modules $(VEGA)/node_modules --output $@
+
+# Debian's Chromium for the browser tests; skipped when it is already there.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@chromium --version
+
+install: $(VENV)/.installed $(PLOTS_TEMPLATE)
+install-dev: $(VENV)/.installed-dev $(PLOTS_TEMPLATE) chromium
 
 models: install
 	$(RUN) python -m stages.base_models --models-dir models/base
@@ -63,6 +79,16 @@ sweep-sample: install models
 frontier: install
 	$(RUN) python -m stages.evaluate frontier
 
+# The headline of every experiment: the decision figures (stages/headline.py) and the params a
+# sweep varies. `dvc exp show` has them first too, followed by every other column.
+exp: install
+	$(RUN) dvc exp show --drop '.*' --keep "$$($(RUN) python -m stages.headline --keep-regex)" $(EXP_ARGS)
+
+# Plot pages that draw offline (the template comes from .dvc/config): `make plots` for the
+# workspace, `make plots PLOTS_REVS="exp-a exp-b"` to compare experiments or revisions.
+plots: install
+	$(RUN) $(if $(PLOTS_REVS),dvc plots diff $(PLOTS_REVS),dvc plots show)
+
 test: install-dev
 	$(RUN) python -m pytest
 
@@ -78,7 +104,10 @@ bench: install models
 		--rejects "$(BENCH_TMP)/extracted/rejects.jsonl" --metrics "$(BENCH_TMP)/extract.json"
 	$(RUN) python benchmarks/bench_evaluate.py --extracted "$(BENCH_TMP)/extracted"
 
+# MLflow 3.17's UI opens in its GenAI mode until a user picks "Model training" once (it keeps
+# that choice per browser); the printed link opens the experiment's runs in that mode directly.
 ui: install
+	@$(RUN) python -c "import sqlite3; e = sqlite3.connect('file:mlflow.db?mode=ro', uri=True).execute(\"select experiment_id from experiments where name = 'synthguard'\").fetchone(); print('open http://127.0.0.1:$(MLFLOW_PORT)/#/experiments' + (f'/{e[0]}' if e else '') + '?workflowType=machine_learning')" 2>/dev/null || true
 	$(RUN) mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlflow.db" \
 		--default-artifact-root "$(CURDIR)/mlartifacts" --host 127.0.0.1 --port $(MLFLOW_PORT)
 

@@ -46,6 +46,9 @@ class _Untracked:
     def set_tags(self, tags) -> None:
         """Nothing to log to."""
 
+    def log_inputs(self, tables) -> None:
+        """Nothing to log to."""
+
 
 @contextlib.contextmanager
 def tracked_stage(stage: str, args: argparse.Namespace, params: Mapping[str, Any]) -> Iterator[Any]:

@@ -1,10 +1,14 @@
 """MLflow tracking for stage runs. The only module in the project that imports mlflow.
 
-Every stage run is one MLflow run in experiment `synthguard`, named after the stage.
+Every stage run is one MLflow run in experiment `synthguard`, named after the stage and
+nested under one parent run per pipeline execution (`dvc repro`, `dvc exp run`): the
+parent is keyed by the `pipeline_id` tag and created by whichever stage runs first.
+The experiment carries MLflow 3's kind tag for classic ML, so the UI opens on its runs.
 The store is `sqlite:///<project root>/mlflow.db` with artifacts under
-`<project root>/mlartifacts/`, unless MLFLOW_TRACKING_URI says otherwise. Runs that
-`dvc exp run --temp/--queue` executes inside `.dvc/tmp/exps/...` resolve the project
-root to the real repository, so every run lands in the same store.
+`<project root>/mlartifacts/`, unless MLFLOW_TRACKING_URI says otherwise (then the
+server's or store's own default artifact root applies). Runs that `dvc exp run
+--temp/--queue` executes inside `.dvc/tmp/exps/...` resolve the project root to the real
+repository, so every run, and every artifact, lands in the same store.
 
 Metrics files are the source of truth; this module mirrors them. Callers pass counts,
 scores and params only: never record text, never a secret.
@@ -15,16 +19,24 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import subprocess
+import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stages.io import flatten_metrics, is_number
+from stages.errors import PipelineInputError
+from stages.io import file_sha256, flatten_metrics, is_number
 
 EXPERIMENT = "synthguard"
+# MLflow 3 treats an experiment without this tag as GenAI and opens it on an empty traces page.
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
+RUN_KIND_TAG = "run_kind"  # "pipeline" on the parent run, "stage" on each stage run
+DATASET_DIGEST_CHARS = 16  # MLflow keeps at most 36; the full SHA-256 is the input_hash.<name> tag
+_PIPELINE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _EXP_TMP_MARKER = os.sep + os.path.join(".dvc", "tmp", "exps") + os.sep
 
 
@@ -40,9 +52,25 @@ def project_root(start: str | Path | None = None) -> Path:
     return here
 
 
+def default_tracking_uri(root: Path) -> str:
+    """The project's own SQLite store."""
+    return f"sqlite:///{root / 'mlflow.db'}"
+
+
 def tracking_uri(root: Path) -> str:
     """MLFLOW_TRACKING_URI if set, else the project's SQLite store."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / 'mlflow.db'}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(root)
+
+
+def artifact_location(root: Path, uri: str) -> str | None:
+    """Where a new experiment keeps its artifacts: `<root>/mlartifacts` for the project's store.
+
+    Decided on the URI, not on whether MLFLOW_TRACKING_URI is set: `mlflow.set_tracking_uri`
+    exports that variable itself, and MLflow's own default (`./mlruns` under the current
+    directory) would put a `dvc exp run --temp` run's artifacts in a copy DVC deletes.
+    Another store (MLFLOW_TRACKING_URI) keeps its server's default (None).
+    """
+    return (root / "mlartifacts").as_uri() if uri == default_tracking_uri(root) else None
 
 
 def pipeline_id() -> str:
@@ -54,6 +82,10 @@ def pipeline_id() -> str:
     """
     explicit = os.environ.get("SYNTHGUARD_PIPELINE_ID")
     if explicit:
+        if not _PIPELINE_ID.match(explicit):
+            raise PipelineInputError(
+                f"SYNTHGUARD_PIPELINE_ID={explicit!r}: use 1-64 letters, digits, '.', '_', ':' or '-'."
+            )
         return explicit
     import psutil
 
@@ -86,11 +118,22 @@ def git_commit(root: Path) -> str:
         return "unknown"
 
 
+@dataclass(frozen=True)
+class InputTable:
+    """One input table of a stage, logged as an MLflow dataset (schema and row count, never rows)."""
+
+    key: str  # the run's tag input_hash.<key>
+    path: Path  # the file the stage read; its project-relative path names the dataset
+    frame: Any  # the DataFrame read from it (for the schema and the row count)
+    context: str  # MLflow's dataset context: training, validation, testing, evaluation
+
+
 @dataclass
 class StageRun:
     """Handle on an active MLflow stage run."""
 
     run_id: str
+    root: Path
 
     def log_metrics(self, metrics: Mapping[str, Any]) -> None:
         """Log the numeric leaves of a (nested) metrics mapping under dotted names."""
@@ -112,6 +155,28 @@ class StageRun:
 
         mlflow.set_tags({k: str(v) for k, v in tags.items()})
 
+    def log_inputs(self, tables: Sequence[InputTable]) -> None:
+        """Tag each table's SHA-256 (input_hash.<key>) and log it as a dataset input of the run.
+
+        The dataset has a name (the project-relative path), a digest (the SHA-256's first
+        DATASET_DIGEST_CHARS hex digits), a source (the file) and the schema and row count
+        MLflow profiles from the frame. No row, so no text, is stored.
+        """
+        import mlflow
+
+        hashes = {t.key: file_sha256(t.path) for t in tables}
+        self.set_tags({f"input_hash.{key}": digest for key, digest in hashes.items()})
+        for table in tables:
+            path = Path(table.path).resolve()
+            try:
+                name = path.relative_to(self.root).as_posix()
+            except ValueError:
+                name = path.name
+            dataset = mlflow.data.from_pandas(
+                table.frame, source=str(path), name=name, digest=hashes[table.key][:DATASET_DIGEST_CHARS]
+            )
+            mlflow.log_input(dataset, context=table.context)
+
 
 @contextlib.contextmanager
 def stage_run(
@@ -121,30 +186,108 @@ def stage_run(
     input_hashes: Mapping[str, str],
     root: Path | None = None,
 ) -> Iterator[StageRun]:
-    """Open an MLflow run for one stage execution, with the project's standard tags."""
+    """Open an MLflow run for one stage execution, with the project's standard tags.
+
+    The run is nested under its pipeline's parent run (see pipeline_run), which shows
+    RUNNING while a stage runs and FINISHED or FAILED as the last stage left it.
+    """
+    import mlflow
+
+    root = root or project_root()
+    client = _client(root)
+    experiment_id = _experiment_id(client, root)
+    mlflow.set_experiment(experiment_id=experiment_id)
+    common = _common_tags()
+    parent = pipeline_run(client, experiment_id, common)
+    tags = {
+        **common,
+        "stage": stage,
+        RUN_KIND_TAG: "stage",
+        **{f"input_hash.{name}": digest for name, digest in input_hashes.items()},
+    }
+    client.update_run(parent, status="RUNNING")
+    status = "FAILED"
+    try:
+        with mlflow.start_run(run_name=stage, tags=tags, parent_run_id=parent) as run:
+            mlflow.log_params({k: _param_text(v) for k, v in params.items()})
+            yield StageRun(run_id=run.info.run_id, root=root)
+        status = "FINISHED"
+    finally:
+        client.set_terminated(parent, status)
+
+
+def _client(root: Path):
+    """An MlflowClient on the project's store (also made the process-wide default)."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DO_NOT_TRACK", "true")
     import mlflow
 
-    root = root or project_root()
     mlflow.set_tracking_uri(tracking_uri(root))
-    experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+    return mlflow.MlflowClient()
+
+
+def _experiment_id(client, root: Path) -> str:
+    """The `synthguard` experiment, created on first use with the project's artifact root and kind."""
+    from mlflow.exceptions import MlflowException
+
+    experiment = client.get_experiment_by_name(EXPERIMENT)
     if experiment is None:
-        artifacts = None if os.environ.get("MLFLOW_TRACKING_URI") else (root / "mlartifacts").as_uri()
-        mlflow.create_experiment(EXPERIMENT, artifact_location=artifacts)
-    mlflow.set_experiment(EXPERIMENT)
-    tags = {
-        "stage": stage,
-        "git_commit": git_commit(Path.cwd()),
-        "pipeline_id": pipeline_id(),
-        **{f"input_hash.{name}": digest for name, digest in input_hashes.items()},
-    }
+        try:
+            return client.create_experiment(
+                EXPERIMENT, artifact_location=artifact_location(root, tracking_uri(root)),
+                tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
+            )
+        except MlflowException:  # another process created it first
+            experiment = client.get_experiment_by_name(EXPERIMENT)
+    if EXPERIMENT_KIND_TAG not in experiment.tags:  # a store from before the tag; a user's own choice stays
+        client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    return experiment.experiment_id
+
+
+def _common_tags() -> dict[str, str]:
+    tags = {"git_commit": git_commit(Path.cwd()), "pipeline_id": pipeline_id()}
     for env, tag in (("DVC_EXP_NAME", "dvc_exp_name"), ("DVC_EXP_BASELINE_REV", "dvc_exp_baseline_rev")):
         if os.environ.get(env):
             tags[tag] = os.environ[env]
-    with mlflow.start_run(run_name=stage, tags=tags) as run:
-        mlflow.log_params({k: _param_text(v) for k, v in params.items()})
-        yield StageRun(run_id=run.info.run_id)
+    return tags
+
+
+def pipeline_run(client, experiment_id: str, tags: Mapping[str, str]) -> str:
+    """The parent run of this pipeline execution (tag pipeline_id), created when none exists yet.
+
+    Idempotent: every stage of one execution, and a stage that reruns in it, finds the same
+    parent. Should two processes create one at once, both keep the oldest and the
+    other is deleted.
+    """
+    query = f"tags.pipeline_id = '{tags['pipeline_id']}' and tags.{RUN_KIND_TAG} = 'pipeline'"
+
+    def existing() -> list:
+        return client.search_runs([experiment_id], query, order_by=["attributes.start_time ASC"], max_results=10)
+
+    found = existing()
+    if found:
+        return found[0].info.run_id
+    name = tags.get("dvc_exp_name") or f"pipeline-{tags['pipeline_id'][:8]}"
+    created = client.create_run(experiment_id, run_name=name, tags={**tags, RUN_KIND_TAG: "pipeline"}).info.run_id
+    oldest = min(existing(), key=lambda r: (r.info.start_time, r.info.run_id)).info.run_id
+    if oldest != created:
+        client.delete_run(created)
+    return oldest
+
+
+def log_pipeline_metrics(metrics: Mapping[str, Any], *, root: Path | None = None) -> str:
+    """Log numeric metrics (the headline) on this execution's parent run; returns its id."""
+    root = root or project_root()
+    client = _client(root)
+    experiment_id = _experiment_id(client, root)
+    parent = pipeline_run(client, experiment_id, _common_tags())
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    batch = [Metric(k, float(v), now, 0) for k, v in flatten_metrics(metrics).items() if is_number(v)]
+    for start in range(0, len(batch), 500):  # log_batch takes at most 1000 metrics
+        client.log_batch(parent, metrics=batch[start:start + 500])
+    return parent
 
 
 def _param_text(value: Any) -> str:
@@ -157,6 +300,16 @@ def _pyfunc_class():
     import importlib
 
     import mlflow.pyfunc
+    import pandas as pd
+
+    def _predict(self, context, model_input, params=None):
+        """The wrapped model's predictions for a DataFrame."""
+        return self.model_.predict(model_input)
+
+    # Real objects, not this module's postponed (string) annotations, and set before the class
+    # exists: MLflow reads the hints when the subclass is created, and warns "Add type hints"
+    # without them.
+    _predict.__annotations__ = {"model_input": pd.DataFrame, "return": pd.DataFrame}
 
     class StagePyfunc(mlflow.pyfunc.PythonModel):
         """Serves a stage's plain model class: `Class.load(artifacts) -> obj`, `obj.predict(frame)`."""
@@ -169,10 +322,20 @@ def _pyfunc_class():
             module, name = self.loader.split(":")
             self.model_ = getattr(importlib.import_module(module), name).load(dict(context.artifacts))
 
-        def predict(self, context, model_input, params=None):
-            return self.model_.predict(model_input)
+        predict = _predict
 
     return StagePyfunc
+
+
+def model_signature(inputs: Mapping[str, str], outputs: Mapping[str, str]):
+    """An MLflow signature from column -> type maps ('string', 'long', 'double'; a '?' suffix: optional)."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    def schema(columns: Mapping[str, str]) -> Schema:
+        return Schema([ColSpec(kind.rstrip("?"), name, required=not kind.endswith("?")) for name, kind in columns.items()])
+
+    return ModelSignature(inputs=schema(inputs), outputs=schema(outputs))
 
 
 def log_registered_model(
@@ -181,12 +344,15 @@ def log_registered_model(
     artifacts: Mapping[str, str | Path],
     registered_name: str,
     tags: Mapping[str, Any],
+    signature: tuple[Mapping[str, str], Mapping[str, str]],
+    description: str,
     input_example: Any = None,
 ) -> str:
-    """Log a pyfunc model in the active run, register it, tag the version, alias it `candidate`.
+    """Log a pyfunc model in the active run, register it, tag and describe the version, alias it `candidate`.
 
     `loader` is "module:Class" for a class with `load(artifacts: dict) -> model` and
-    `model.predict(frame)`. Returns the new registered version.
+    `model.predict(frame)`; `signature` is (input columns, output columns), see
+    model_signature. Returns the new registered version.
     """
     import mlflow
 
@@ -195,14 +361,49 @@ def log_registered_model(
         python_model=_pyfunc_class()(loader),
         artifacts={k: str(v) for k, v in artifacts.items()},
         registered_model_name=registered_name,
+        signature=model_signature(*signature),
         input_example=input_example,
     )
     version = str(info.registered_model_version)
     client = mlflow.MlflowClient()
     for key, value in tags.items():
         client.set_model_version_tag(registered_name, version, key, str(value))
+    client.update_model_version(registered_name, version, description=description)
     client.set_registered_model_alias(registered_name, "candidate", version)
     return version
+
+
+def describe_gate_decision(
+    versions: Mapping[str, str | None],
+    *,
+    passed: bool,
+    checks: Mapping[str, tuple[bool, Any, str]],
+    champion: Mapping[str, str | None],
+) -> str:
+    """Write the gate's verdict, check by check, into the description of each gated model version.
+
+    `checks` maps a check's name to (held, observed value, limit in words), as the gate
+    reports them; `champion` is where the alias points after the gate. Returns the text.
+    """
+    import mlflow
+
+    run = mlflow.active_run()
+    run_id = run.info.run_id if run else "none"
+    pipeline = mlflow.MlflowClient().get_run(run_id).data.tags.get("pipeline_id", "none") if run else "none"
+    lines = [f"Privacy gate {'PASSED' if passed else 'FAILED'} (evaluate run {run_id}, pipeline {pipeline}).", ""]
+    for name, (ok, value, limit) in checks.items():
+        shown = f"{value:.4g}" if is_number(value) else "not measured"
+        lines.append(f"- {name}: {shown} {limit}: {'holds' if ok else 'FAILS'}")
+    client = mlflow.MlflowClient()
+    for name, version in versions.items():
+        if not version:
+            continue
+        after = champion.get(name)
+        moved = "this version is now `champion`." if after == str(version) else (
+            f"`champion` stays at version {after}." if after else "`champion` stays unset.")
+        text = "\n".join([*lines, "", moved])
+        client.update_model_version(name, str(version), description=text)
+    return "\n".join(lines)
 
 
 def set_model_alias(registered_name: str, alias: str, version: str) -> None:

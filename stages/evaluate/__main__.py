@@ -9,7 +9,7 @@ from pathlib import Path
 
 from stages._cli import run_cli, stage_parser, tracked_stage
 from stages.errors import PipelineInputError
-from stages.io import atomic_path, file_sha256, read_table, write_json
+from stages.io import atomic_path, read_table, write_json
 from stages.params import as_flat_dict, load_section
 
 DESCRIPTION = """\
@@ -144,7 +144,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     params, seed = load_section(args.params, "evaluate", EvaluateParams)
     inputs, hashed = load_inputs(args, params, seed)
     with tracked_stage("evaluate", args, {**as_flat_dict(params, "evaluate"), "seed": seed}) as run:
-        run.set_tags({f"input_hash.{name}": file_sha256(path) for name, path in hashed.items()})
+        from stages.tracking import InputTable
+
+        run.log_inputs([InputTable(name, path, getattr(inputs, name), "evaluation") for name, path in hashed.items()])
         result = run_evaluate(inputs, params, seed=seed)
         champion: dict = {}
         if not args.no_mlflow:
@@ -154,12 +156,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                         CLASSIFIER: latest_version_tagged(CLASSIFIER, "source", "synthetic")}
             champion = promote(result.gate, versions=versions)
             result.metrics["gate.champion_moved"] = int(result.gate.passed and all(versions.values()))
+            from stages.tracking import describe_gate_decision
+
+            describe_gate_decision(versions, passed=result.gate.passed, checks=result.gate.checks, champion=champion)
         write_plots(result.plots, args.plots_dir)
         with atomic_path(args.report) as tmp:
             tmp.write_text(render(result.metrics, result.gate, result.plots, champion), encoding="utf-8")
         write_json(args.metrics, result.metrics)
         run.log_metrics(result.metrics)
         run.log_artifact(args.report)
+        ledger = args.metrics.parent / "privacy_ledger.json"  # issue 11's ledger, once synthesize writes it
+        if ledger.is_file():
+            run.log_artifact(ledger)
         for plot in sorted(args.plots_dir.glob("*")):
             run.log_artifact(plot, "plots")
     m = result.metrics

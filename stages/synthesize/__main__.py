@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from stages._cli import run_cli, stage_parser, tracked_stage
-from stages.io import commit_files, file_sha256, read_table, staging_dir, write_json
+from stages.io import commit_files, read_table, staging_dir, write_json
 from stages.params import as_flat_dict, load_section
 
 DESCRIPTION = """\
@@ -62,7 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     train, val = read_table(args.train), read_table(args.val)
     analyzer = anonymizer_analyzer(params.filters.pii_entities, params.filters.pii_score_threshold)
     with tracked_stage("synthesize", args, {**as_flat_dict(params, "synthesize"), "seed": seed}) as run:
-        run.set_tags({"input_hash.train": file_sha256(args.train), "input_hash.val": file_sha256(args.val)})
+        from stages.tracking import InputTable
+
+        run.log_inputs([InputTable("train", args.train, train, "training"), InputTable("val", args.val, val, "validation")])
         result = run_synthesize(train, val, params, seed=seed, analyzer=analyzer)
         with staging_dir(args.out.parent / "synthesize") as scratch:
             staged_out = scratch / "reviews.parquet"
@@ -118,10 +120,16 @@ def _register(args, result) -> None:
     from stages.tracking import log_registered_model
 
     m = result.metrics
+    privacy = f"DP-SGD epsilon {m['epsilon']:.3g} (delta {m['delta']:g})" if m["dp_enabled"] else "NOT differentially private"
     log_registered_model(
         loader="stages.synthesize.generator:ReviewGenerator",
         artifacts={"generator": args.generator_dir},
         registered_name="review-generator",
+        signature=({"rating": "integer", "main_category": "string?", "text_chars": "long?"},
+                   {"title": "string", "text": "string"}),
+        description=f"LoRA review generator fitted on the anonymized train split, {privacy}. A release "
+                    "candidate: the evaluate stage's gate writes its verdict here and moves `champion` "
+                    "only when every check holds.",
         tags={
             "epsilon": m["epsilon"] if m["dp_enabled"] else "none (non-private)",
             "delta": m["delta"],

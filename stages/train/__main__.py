@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -62,6 +63,29 @@ def build_predict_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The pyfunc's columns (stages.train.predict.RatingClassifier.predict).
+SIGNATURE = (
+    {"text": "string", "title": "string?", "review_id": "string?"},
+    {"review_id": "string?", "rating_pred": "integer", **{f"prob_{r}": "double" for r in range(1, 6)}},
+)
+VERSION_DESCRIPTION = {
+    "synthetic": "LoRA rating classifier trained on the synthetic dataset {path} (digest {digest}), "
+                 "scored on the real test split. A release candidate: the evaluate stage's gate "
+                 "writes its verdict here and moves `champion` only when every check holds.",
+    "real": "Reference LoRA rating classifier trained on the anonymized real train split {path} "
+            "(digest {digest}): the yardstick for the synthetic data's utility ratio. Never a "
+            "release candidate; the gate does not promote it.",
+}
+CONTEXTS = {"real": "training", "synthetic": "training", "test": "testing"}
+
+
+def input_tables(paths: dict[str, Path], frames: dict) -> list:
+    """The train stage's inputs as MLflow datasets: each training source and the real test split."""
+    from stages.tracking import InputTable
+
+    return [InputTable(key=k, path=paths[k], frame=frames[k], context=CONTEXTS[k]) for k in paths]
+
+
 def generator_epsilon(path: Path) -> str:
     """The spent epsilon from synthesize's metrics file: its top-level `epsilon` (see `dp_enabled`).
 
@@ -88,12 +112,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         inputs["real"] = args.anonymized_dir / "train.parquet"
     if "synthetic" in params.sources:
         inputs["synthetic"] = args.synthetic
+    started = time.perf_counter()
     tables = {name: read_table(path) for name, path in inputs.items()}  # fails before any training starts
     hashes = {name: file_sha256(path) for name, path in inputs.items()}
     epsilon = generator_epsilon(args.generator_metrics)
 
     with tracked_stage("train", args, {**as_flat_dict(params, "train"), "seed": seed}) as run:
-        run.set_tags({f"input_hash.{name}": digest for name, digest in hashes.items()})
+        run.log_inputs(input_tables(inputs, tables))
         with staging_dir(args.models_dir) as scratch:
             result = run_train(
                 {s: tables[s] for s in params.sources}, tables["test"], params, seed=seed, out_dir=scratch / "models"
@@ -102,7 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             write_confusion_png(scratch / "plots" / "confusion.png", result.test_ratings, result.predictions)
             _replace_dir(scratch / "models", args.models_dir)
             _replace_dir(scratch / "plots", args.plots_dir)
-        metrics = {**result.metrics, "generator_epsilon": epsilon}
+        metrics = {**result.metrics, "generator_epsilon": epsilon,
+                   "seconds.total": round(time.perf_counter() - started, 2)}
         write_json(args.metrics, metrics)
         run.log_metrics(metrics)
         if not args.no_mlflow:
@@ -119,7 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 }
                 version = log_registered_model(
                     loader=LOADER, artifacts={"model_dir": args.models_dir / source},
-                    registered_name=REGISTERED_NAME, tags=tags,
+                    registered_name=REGISTERED_NAME, tags=tags, signature=SIGNATURE,
+                    description=VERSION_DESCRIPTION[source].format(path=inputs[source], digest=hashes[source][:16]),
                 )
                 print(f"train: registered {REGISTERED_NAME} version {version} ({source}), alias candidate")
     _print_summary(metrics, params.sources)

@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
+import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -143,7 +147,121 @@ def test_dvc_exp_run_temp_logs_into_the_project_store(project):
     """A --temp run executes in .dvc/tmp/exps/...; its MLflow run must land in the project's store."""
     dest, env = project
     _run(["dvc", "exp", "run", "--temp", "-n", "tempcap", "-S", "extract.max_rows=200", "extract"], dest, env)
-    runs = [run for run in _mlflow_runs(dest) if run["tags"].get("dvc_exp_name") == "tempcap"]
+    runs = [run for run in _mlflow_runs(dest) if run["tags"].get("dvc_exp_name") == "tempcap" and run["name"] == "extract"]
     assert len(runs) == 1 and runs[0]["status"] == "FINISHED"
     assert runs[0]["tags"]["dvc_exp_baseline_rev"]
     assert not list((dest / ".dvc" / "tmp").rglob("mlflow.db"))  # no stray store inside the temp copy
+
+
+# ---------------------------------------------------------------- the MLflow UI on that store
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def mlflow_ui(project):
+    """`mlflow ui` on a free loopback port against the store the runs above filled (as `make ui`)."""
+    dest, env = project
+    port = _free_port()
+    log = dest / "mlflow-ui.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            ["mlflow", "ui", "--backend-store-uri", f"sqlite:///{dest / 'mlflow.db'}",
+             "--default-artifact-root", str(dest / "mlartifacts"), "--host", "127.0.0.1", "--port", str(port),
+             "--workers", "1"],
+            cwd=dest, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=5) as reply:
+                    if reply.status == 200:
+                        break
+            except OSError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, f"mlflow ui did not start:\n{log.read_text()[-3000:]}"
+            time.sleep(1)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _api(base: str, endpoint: str, body: dict | None = None, **query) -> dict:
+    url = f"{base}/api/2.0/mlflow/{endpoint}"
+    if query:
+        url += "?" + urllib.parse.urlencode(query)
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as reply:
+        return json.loads(reply.read())
+
+
+def test_mlflow_ui_shows_the_pipeline_runs_datasets_and_registry(project, mlflow_ui):
+    dest, _ = project
+    experiment = _api(mlflow_ui, "experiments/get-by-name", experiment_name="synthguard")["experiment"]
+    tags = {t["key"]: t["value"] for t in experiment.get("tags", [])}
+    assert tags["mlflow.experimentKind"] == "custom_model_development"  # opens on its runs, not GenAI traces
+    assert experiment["artifact_location"] == (dest / "mlartifacts").as_uri()
+    runs = _api(mlflow_ui, "runs/search", {"experiment_ids": [experiment["experiment_id"]], "max_results": 500})["runs"]
+    by_id = {r["info"]["run_id"]: r for r in runs}
+
+    def tags_of(run):
+        return {t["key"]: t["value"] for t in run["data"].get("tags", [])}
+
+    # One parent per execution, every stage run nested under the parent of its pipeline_id.
+    parents = {rid: r for rid, r in by_id.items() if tags_of(r).get("run_kind") == "pipeline"}
+    stages = [r for r in runs if tags_of(r).get("run_kind") == "stage"]
+    assert stages and all(tags_of(r)["mlflow.parentRunId"] in parents for r in stages)
+    assert all(tags_of(parents[tags_of(r)["mlflow.parentRunId"]])["pipeline_id"] == tags_of(r)["pipeline_id"] for r in stages)
+    children: dict[str, list[str]] = {}
+    for run in stages:
+        children.setdefault(tags_of(run)["mlflow.parentRunId"], []).append(run["info"]["run_name"])
+    repro = [pid for pid, names in children.items() if set(names) >= {"extract", "anonymize", "synthesize", "train", "evaluate"}]
+    assert len(repro) == 1, children  # the first `dvc repro` (the second one ran no stage)
+    parent = parents[repro[0]]
+    assert parent["info"]["status"] == "FINISHED"
+    headline = json.loads((dest / "metrics" / "headline.json").read_text())
+    parent_metrics = {m["key"]: m["value"] for m in parent["data"].get("metrics", [])}
+    assert parent_metrics["privacy.dcr_share"] == pytest.approx(headline["privacy.dcr_share"])
+    assert {tags_of(parents[p]).get("dvc_exp_name") for p in children} >= {"cap300", "tempcap"}
+
+    # Inputs are datasets: name, digest, source; the train run has the anonymized splits and the synthetic set.
+    (train,) = [r for r in stages if r["info"]["run_name"] == "train"]
+    datasets = {d["dataset"]["name"]: d for d in train["inputs"]["dataset_inputs"]}
+    assert set(datasets) == {"data/anonymized/train.parquet", "data/anonymized/test.parquet", "data/synthetic/reviews.parquet"}
+    synthetic = datasets["data/synthetic/reviews.parquet"]
+    assert len(synthetic["dataset"]["digest"]) == 16 and tags_of(train)["input_hash.synthetic"].startswith(synthetic["dataset"]["digest"])
+    assert json.loads(synthetic["dataset"]["source"])["uri"].endswith("data/synthetic/reviews.parquet")
+    assert [t["value"] for t in synthetic["tags"] if t["key"] == "mlflow.data.context"] == ["training"]
+    raw = (dest / "data" / "extracted" / "train.parquet")
+    import pandas as pd
+
+    texts = pd.read_parquet(raw, columns=["text"])["text"].head(20)
+    stored = json.dumps(runs)
+    assert not [t for t in texts if len(t) > 30 and t[:30] in stored]  # no raw text in anything the UI serves
+
+    # The evaluate run carries the report (and the ledger, where synthesize writes one).
+    (evaluate,) = [r for r in stages if r["info"]["run_name"] == "evaluate"]
+    files = {f["path"] for f in _api(mlflow_ui, "artifacts/list", run_id=evaluate["info"]["run_id"]).get("files", [])}
+    assert "report.html" in files
+    if (dest / "metrics" / "privacy_ledger.json").is_file():
+        assert "privacy_ledger.json" in files
+
+    # The registry: `candidate` on the newest version; `champion` unset (the quick gate fails), and
+    # each gated version (the generator, the synthetic-trained classifier) says why in its description.
+    for name, candidate, gated in (("review-rating-classifier", "2", "1"), ("review-generator", "1", "1")):
+        model = _api(mlflow_ui, "registered-models/get", name=name)["registered_model"]
+        aliases = {a["alias"]: a["version"] for a in model.get("aliases", [])}
+        assert aliases == {"candidate": candidate}, aliases
+        described = _api(mlflow_ui, "model-versions/get", name=name, version=gated)["model_version"]["description"]
+        assert described.startswith("Privacy gate FAILED") and described.endswith("`champion` stays unset.")
+        assert "- epsilon: " in described and ": FAILS" in described
+    reference = _api(mlflow_ui, "model-versions/get", name="review-rating-classifier", version="2")["model_version"]
+    assert "Never a release candidate" in reference["description"]

@@ -63,7 +63,7 @@ LEDGER: tuple[LedgerEntry, ...] = (
         "the counts are exact", outputs=("data/anonymized",), metrics=("metrics/anonymize.json:*",)),
     LedgerEntry(
         "synthesize.tabular", "synthesize", "the anonymized train split's structured columns, "
-        "at most tabular.max_rows_per_user rows per user",
+        "at most dp.max_reviews_per_user rows per user",
         "the structured columns of every synthetic record (rating, votes, verified, timestamp, category, images, "
         "price, title/text lengths) and models/tabular", "OpenDP Gaussian mechanism on 2-way marginals (zCDP)", DP,
         "the noisy marginals are the only thing the model keeps; the ratings and lengths the texts are generated "

@@ -9,19 +9,19 @@ simplest sound form:
    and edge lists for votes, images, price and the title/text lengths. Every column but
    rating has a null bin; a value outside the edges is clipped into the end bin, and a
    category outside the list falls into the null bin.
-2. **Measure** the 2-way count table of each edge of a tree fixed in advance (`TREE`,
-   rooted at rating: the column the text is conditioned on and the classifier learns).
-   The tables are concatenated into one vector and OpenDP's Gaussian mechanism adds the
-   noise (zCDP). The privacy unit is the text generator's: at `unit: user` each user
-   keeps at most `max_rows_per_user` rows, and each row adds 1 to exactly one cell of
-   each of the m tables, so adding or removing a user moves the vector by at most
-   k·sqrt(m) in L2. The noise scale is the smallest for which OpenDP's
+2. **Measure** the 1-way counts of the root and the 2-way count table of each edge of a
+   tree fixed in advance (`TREE`, rooted at rating: the column the text is conditioned
+   on and the classifier learns). The m tables are concatenated into one vector and
+   OpenDP's Gaussian mechanism adds the noise (zCDP). The privacy unit is the text
+   generator's: at `unit: user` each user keeps at most `dp.max_reviews_per_user` = k
+   rows, and each row adds 1 to exactly one cell of each table, so adding or removing a
+   user moves the vector by at most k·sqrt(m) in L2. The noise scale is the smallest for which OpenDP's
    zCDP -> (epsilon, delta) map gives at most (`epsilon`, `delta`).
 3. **Post-process** (free under DP): negative counts become 0, and counts within two
    noise standard deviations of 0 are treated as noise and zeroed (otherwise the
    dozens of empty cells of a sparse table would get phantom mass, e.g. titles for a
-   data set that has none). The root's distribution is the average of its edges'
-   marginals; each child is drawn from its noisy conditional given the parent's bin
+   data set that has none). The root is drawn from its own noisy counts; each child
+   from its noisy conditional given the parent's bin
    (a parent bin left with no mass falls back to the child's marginal in that table).
 4. **Sample** rows down the tree, then a value uniformly within each drawn bin.
 
@@ -123,8 +123,8 @@ def discretise(frame: pd.DataFrame, bins: dict[str, Bins]) -> dict[str, np.ndarr
 
 
 def edge_counts(codes: dict[str, np.ndarray], bins: dict[str, Bins]) -> np.ndarray:
-    """The TREE's 2-way count tables, flattened and concatenated in TREE order (float for OpenDP)."""
-    parts = []
+    """The root's counts, then the TREE's 2-way count tables, flattened and concatenated (float for OpenDP)."""
+    parts = [np.bincount(codes[ROOT], minlength=bins[ROOT].size)]
     for parent, child in TREE:
         cells = codes[parent] * bins[child].size + codes[child]
         parts.append(np.bincount(cells, minlength=bins[parent].size * bins[child].size))
@@ -133,7 +133,7 @@ def edge_counts(codes: dict[str, np.ndarray], bins: dict[str, Bins]) -> np.ndarr
 
 def l2_sensitivity(max_rows_per_unit: int) -> float:
     """How far (L2) one privacy unit can move the concatenated tables: k rows, 1 per table each."""
-    return max_rows_per_unit * math.sqrt(len(TREE))
+    return max_rows_per_unit * math.sqrt(1 + len(TREE))
 
 
 def gaussian_measurement(scale: float):
@@ -237,7 +237,8 @@ def fit_dp_tabular(frame: pd.DataFrame, domain: TabularDomainParams, *, epsilon:
     """Measure the TREE's tables with OpenDP's Gaussian mechanism and post-process them.
 
     `frame` is `tabular_frame` output whose rows are already bounded to `max_rows_per_unit`
-    per privacy unit; the caller (`fit_tabular`) does that bounding.
+    per privacy unit; the caller (`fit_tabular`) does that bounding. An empty root (every
+    count pruned) falls back to uniform ratings.
     """
     from importlib.metadata import version
 
@@ -247,20 +248,18 @@ def fit_dp_tabular(frame: pd.DataFrame, domain: TabularDomainParams, *, epsilon:
     counts = edge_counts(discretise(frame, bins), bins)
     # OpenDP draws its noise from the OS's secure RNG: no seed fixes it (a seeded noise is no noise).
     noisy = np.asarray(gaussian_measurement(scale)(counts.tolist()), dtype=float)
-    marginals, root_parts, offset = {}, [], 0
+    noisy = np.where(noisy < PRUNE_SIGMAS * scale, 0.0, noisy)
+    offset = bins[ROOT].size
+    root = _conditional(noisy[:offset].reshape(1, -1))[0]
+    marginals = {}
     for parent, child in TREE:
         p, c = bins[parent].size, bins[child].size
-        table = noisy[offset: offset + p * c].reshape(p, c)
+        marginals[(parent, child)] = _conditional(noisy[offset: offset + p * c].reshape(p, c))
         offset += p * c
-        marginals[(parent, child)] = _conditional(np.where(table < PRUNE_SIGMAS * scale, 0.0, table))
-        if parent == ROOT:  # a row sum's noise averages out over the cells: no pruning there
-            part = np.clip(table.sum(axis=1), 0.0, None)
-            root_parts.append(part / part.sum() if part.sum() > 0 else np.full(p, 1 / p))
-    root = np.mean(root_parts, axis=0)
     privacy = {
         "mechanism": "gaussian (OpenDP make_gaussian, zCDP)",
         "epsilon": epsilon, "delta": delta, "rho": rho, "noise_scale": scale,
         "l2_sensitivity": sensitivity, "max_rows_per_unit": max_rows_per_unit,
-        "tables": len(TREE), "cells": int(counts.size), "opendp": version("opendp"),
+        "tables": 1 + len(TREE), "cells": int(counts.size), "opendp": version("opendp"),
     }
-    return DPTabularModel(bins, marginals, root / root.sum(), privacy, list(bins))
+    return DPTabularModel(bins, marginals, root, privacy, list(bins))

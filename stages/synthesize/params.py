@@ -46,7 +46,6 @@ class TabularParams:
     ctgan_epochs: int = bounded(min=1, max=10_000)  # used only by ctgan
     epsilon: float = bounded(min=0.0)  # privacy-critical: the DP model's budget (no default)
     delta: float = bounded(min=0.0, max=1.0)  # privacy-critical
-    max_rows_per_user: int = bounded(min=1)  # unit=user: rows per user the DP model counts (<= dp.max_reviews_per_user)
     domain: TabularDomainParams
 
     def __post_init__(self):
@@ -152,10 +151,3 @@ class SynthesizeParams:
     generation: GenerationParams
     filters: FilterParams
     canaries: CanaryParams
-
-    def __post_init__(self):
-        if self.tabular.max_rows_per_user > self.dp.max_reviews_per_user:
-            raise ParamsError(
-                f"tabular: max_rows_per_user {self.tabular.max_rows_per_user} is above dp.max_reviews_per_user "
-                f"{self.dp.max_reviews_per_user}; the tabular model may count at most the rows a user contributes"
-            )

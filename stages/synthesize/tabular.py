@@ -124,8 +124,8 @@ def fit_tabular(frame: pd.DataFrame, params: TabularParams, *, dp: DPParams, see
         from stages.synthesize.dp import bound_contributions
         from stages.synthesize.dp_tabular import fit_dp_tabular
 
-        k = params.max_rows_per_user if dp.unit == "user" else 1
-        if dp.unit == "user":  # the privacy unit is the text generator's: each user counts at most k rows
+        k = dp.max_reviews_per_user if dp.unit == "user" else 1
+        if dp.unit == "user":  # the privacy unit is the text generator's: each user contributes at most k rows
             frame = frame.iloc[bound_contributions(frame["user_id"].astype(str).to_numpy(), k, seed)]
         return fit_dp_tabular(tabular_frame(frame), params.domain, epsilon=params.epsilon, delta=params.delta,
                               max_rows_per_unit=k)

@@ -133,7 +133,7 @@ LEDGER: tuple[LedgerEntry, ...] = (
         "none for the scores (exact statistics of real test rows)", NONE,
         "the model itself is post-processing of the DP release, but its scores are measured on private test rows",
         outputs=("metrics/plots/train/confusion", "metrics/plots/train/confusion.png"),
-        metrics=(f"{TR}:synthetic.*",)),
+        metrics=(f"{TR}:synthetic.*", f"{TR}:test.*")),
     LedgerEntry(
         "evaluate.fidelity", "evaluate", "real train and test splits", "fidelity scores (SDMetrics, MAUVE, "
         "embedding distances, text quality) and the real-vs-synthetic rating and length distributions",
@@ -156,7 +156,7 @@ LEDGER: tuple[LedgerEntry, ...] = (
         "evaluate.privacy_budget", "evaluate", "synthesize's metrics", "the release's epsilon/delta as evaluate sees it",
         "copy of the accountants' figures", DP, "the same figures as synthesize.release_budget",
         metrics=(f"{EV}:privacy.epsilon*", f"{EV}:privacy.delta*", f"{EV}:privacy.unit", f"{EV}:privacy.dp_enabled",
-                 f"{EV}:privacy.composition")),
+                 f"{EV}:privacy.composition"), epsilon_key="epsilon_total", delta_key="delta_total"),
     LedgerEntry(
         "evaluate.utility", "evaluate", "real train split and train's scores", "utility scores and ratios, "
         "TF-IDF feature-importance consistency", "none (exact statistics)", NONE,

@@ -31,6 +31,7 @@ so saving or sampling it releases nothing more.
 
 from __future__ import annotations
 
+import functools
 import math
 import pickle
 from dataclasses import dataclass
@@ -145,6 +146,7 @@ def gaussian_measurement(scale: float):
     return dp.m.make_gaussian(*space, scale=scale)
 
 
+@functools.lru_cache(maxsize=64)  # a pure function of public numbers; OpenDP's search takes ~0.3 s
 def calibrate(epsilon: float, delta: float, sensitivity: float) -> tuple[float, float]:
     """The smallest Gaussian scale meeting (epsilon, delta) per OpenDP's map, and the zCDP rho it spends."""
     import opendp.prelude as dp

@@ -156,9 +156,10 @@ def calibrate(epsilon: float, delta: float, sensitivity: float) -> tuple[float, 
 
     try:
         scale = dp.binary_search_param(approx, d_in=sensitivity, d_out=(epsilon, delta))
-    except (ValueError, dp.OpenDPException) as exc:  # pragma: no cover - OpenDP finds a scale for any eps > 0
+    except (ValueError, dp.OpenDPException) as exc:  # e.g. an epsilon so large that OpenDP's map overflows
         raise PrivacyBudgetError(
-            f"OpenDP finds no Gaussian scale for synthesize.tabular.epsilon={epsilon:g}, delta={delta:g}: {exc}"
+            f"OpenDP finds no Gaussian scale for synthesize.tabular.epsilon={epsilon:g}, delta={delta:g}; "
+            f"choose a smaller epsilon (a budget this large hides nothing anyway). OpenDP said: {exc}"
         ) from exc
     return float(scale), float(gaussian_measurement(scale).map(sensitivity))
 
@@ -185,8 +186,7 @@ class DPTabularModel:
             cumulative = conditional.cumsum(axis=1)[codes[parent]]
             draws = (cumulative < rng.random((n, 1)) * cumulative[:, -1:]).sum(axis=1)
             codes[child] = np.minimum(draws, conditional.shape[1] - 1)
-        rows = pd.DataFrame({c: self._values(c, codes[c], rng) for c in COLUMNS})
-        return rows
+        return pd.DataFrame({c: self._values(c, codes[c], rng) for c in COLUMNS})
 
     def _values(self, column: str, code: np.ndarray, rng: np.random.Generator) -> pd.Series:
         """Bin indices -> values, uniform within numeric and year bins; the null bin -> null."""

@@ -86,6 +86,13 @@ def test_the_scale_is_the_smallest_that_meets_the_budget():
     assert epsilon(scale) <= 1.0 < epsilon(scale * 0.99)
 
 
+def test_an_unreachable_budget_says_what_to_change():
+    from stages.errors import PrivacyBudgetError
+
+    with pytest.raises(PrivacyBudgetError, match=r"synthesize.tabular.epsilon=100000.*choose a smaller epsilon"):
+        calibrate(1e5, 1e-6, l2_sensitivity(5))
+
+
 def test_samples_have_the_tabular_columns_and_stay_in_the_domain():
     params = quick_params()
     model = fit_tabular(records(300, users=100), params.tabular, dp=params.dp, seed=1)

@@ -17,10 +17,11 @@ simplest sound form:
    rows, and each row adds 1 to exactly one cell of each table, so adding or removing a
    user moves the vector by at most k·sqrt(m) in L2. The noise scale is the smallest for which OpenDP's
    zCDP -> (epsilon, delta) map gives at most (`epsilon`, `delta`).
-3. **Post-process** (free under DP): negative counts become 0, and counts within two
-   noise standard deviations of 0 are treated as noise and zeroed (otherwise the
-   dozens of empty cells of a sparse table would get phantom mass, e.g. titles for a
-   data set that has none). The root is drawn from its own noisy counts; each child
+3. **Post-process** (free under DP): negative counts become 0, and in the 2-way tables
+   counts within two noise standard deviations of 0 are treated as noise and zeroed
+   (otherwise the dozens of empty cells of a sparse table would get phantom mass, e.g.
+   titles for a data set that has none; the root's five rating cells are only clipped,
+   so that a rare rating keeps its share). The root is drawn from its own noisy counts; each child
    from its noisy conditional given the parent's bin
    (a parent bin left with no mass falls back to the child's marginal in that table).
 4. **Sample** rows down the tree, then a value uniformly within each drawn bin.
@@ -250,9 +251,10 @@ def fit_dp_tabular(frame: pd.DataFrame, domain: TabularDomainParams, *, epsilon:
     counts = edge_counts(discretise(frame, bins), bins)
     # OpenDP draws its noise from the OS's secure RNG: no seed fixes it (a seeded noise is no noise).
     noisy = np.asarray(gaussian_measurement(scale)(counts.tolist()), dtype=float)
-    noisy = np.where(noisy < PRUNE_SIGMAS * scale, 0.0, noisy)
     offset = bins[ROOT].size
-    root = _conditional(noisy[:offset].reshape(1, -1))[0]
+    # The root's few cells are all real ratings: only negatives go, so a rare rating keeps its (noisy) share.
+    root = _conditional(np.clip(noisy[:offset], 0.0, None).reshape(1, -1))[0]
+    noisy = np.where(noisy < PRUNE_SIGMAS * scale, 0.0, noisy)
     marginals = {}
     for parent, child in TREE:
         p, c = bins[parent].size, bins[child].size

@@ -104,7 +104,7 @@ def test_samples_have_the_tabular_columns_and_stay_in_the_domain():
     years = rows["timestamp"].dropna().dt.year
     assert years.between(DOMAIN.first_year, DOMAIN.last_year).all()
     assert rows["helpful_vote"].dropna().between(0, 50).all() and rows["price"].dropna().between(0, 1000).all()
-    assert model.privacy_["epsilon"] == 1.0 and model.privacy_["max_rows_per_unit"] == params.dp.max_reviews_per_user
+    assert model.privacy_["epsilon"] == params.tabular.epsilon and model.privacy_["max_rows_per_unit"] == params.dp.max_reviews_per_user
     assert model.sample(50, seed=3).equals(model.sample(50, seed=3))  # sampling is seeded ...
 
 

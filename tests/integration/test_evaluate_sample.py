@@ -35,7 +35,7 @@ PARAMS = EvaluateParams(
                           pii_entities=("PHONE_NUMBER", "EMAIL_ADDRESS"), pii_score_threshold=0.5, mia_batch_size=8),
     utility=UtilityParams(top_k_features=20),
     gate=GateParams(max_epsilon=10.0, max_canary_leaks=0, max_mia_auc=0.6, dcr_share_min=0.4, dcr_share_max=0.6,
-                    max_residual_pii=0),
+                    dcr_confidence=0.95, max_residual_pii=0, min_utility_ratio=0.5),
     fail_on_gate=False,
 )
 

@@ -34,6 +34,7 @@ def build_parser():
     parser.add_argument("--classifier-dir", default=Path("models/classifier"), **d)
     parser.add_argument("--synthesize-metrics", default=Path("metrics/synthesize.json"), **d)
     parser.add_argument("--train-metrics", default=Path("metrics/train.json"), **d)
+    parser.add_argument("--ledger", default=Path("metrics/privacy_ledger.json"), **d)
     parser.add_argument("--metrics", default=Path("metrics/evaluate.json"), **d)
     parser.add_argument("--plots-dir", default=Path("metrics/plots/evaluate"), **d)
     parser.add_argument("--report", default=Path("metrics/report.html"), **d)
@@ -161,7 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             describe_gate_decision(versions, passed=result.gate.passed, checks=result.gate.checks, champion=champion)
         write_plots(result.plots, args.plots_dir)
         with atomic_path(args.report) as tmp:
-            tmp.write_text(render(result.metrics, result.gate, result.plots, champion), encoding="utf-8")
+            ledger = _read_json(args.ledger, "synthesize")
+            tmp.write_text(render(result.metrics, result.gate, result.plots, champion, ledger=ledger), encoding="utf-8")
         write_json(args.metrics, result.metrics)
         run.log_metrics(result.metrics)
         run.log_artifact(args.report)
@@ -176,6 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"DCR share {m['privacy.dcr.embedding.dcr_share']:.3f}, MIA AUC {m.get('privacy.mia.auc', float('nan')):.3f}, "
         f"canary leaks {m.get('privacy.canary.verbatim_total', 0)}, gate "
         f"{'passed' if result.gate.passed else 'FAILED: ' + ', '.join(result.gate.failed)} "
+        f"(epsilon {m['privacy.epsilon']}) "
         f"in {m['seconds.total']:.0f}s; report {args.report}"
     )
     if not result.gate.passed and params.fail_on_gate:

@@ -143,14 +143,16 @@ def run_evaluate(inputs: EvaluateInputs, params: EvaluateParams, *, seed: int) -
     lap("fidelity_structured")
 
     # ------------------------------------------------ privacy
-    for key, value in privacy.dcr_metrics(e_syn, e_train, e_test, metric="cosine", seed=seed).items():
+    for key, value in privacy.dcr_metrics(e_syn, e_train, e_test, metric="cosine", seed=seed,
+                                          confidence=p.gate.dcr_confidence).items():
         metrics[f"privacy.dcr.embedding.{key}"] = value
     cols = structured.informative_columns(st_train)
     num = [c for c in structured.NUMERIC if c in cols]
     cat = [c for c in structured.CATEGORICAL if c in cols]
     enc_syn, enc_train, enc_test = privacy.encode_structured(
         [_numeric_time(st_syn), _numeric_time(st_train), _numeric_time(st_test)], numeric=num, categorical=cat)
-    for key, value in privacy.dcr_metrics(enc_syn, enc_train, enc_test, metric="manhattan", seed=seed).items():
+    for key, value in privacy.dcr_metrics(enc_syn, enc_train, enc_test, metric="manhattan", seed=seed,
+                                          confidence=p.gate.dcr_confidence).items():
         metrics[f"privacy.dcr.structured.{key}"] = value
     lap("dcr")
 
@@ -200,8 +202,13 @@ def run_evaluate(inputs: EvaluateInputs, params: EvaluateParams, *, seed: int) -
 
     sm = inputs.synthesize_metrics
     metrics["privacy.dp_enabled"] = bool(sm.get("dp_enabled", False))
-    metrics["privacy.epsilon"] = sm.get("epsilon") if sm.get("dp_enabled") else None
-    metrics["privacy.delta"] = sm.get("delta")
+    # The released dataset's budget: the text generator's composed with the tabular model's.
+    dp_on = bool(sm.get("dp_enabled"))
+    metrics["privacy.epsilon"] = sm.get("epsilon_total") if dp_on else None
+    metrics["privacy.delta"] = sm.get("delta_total") if dp_on else None
+    metrics["privacy.epsilon_text"] = sm.get("epsilon_text") if dp_on else None
+    metrics["privacy.epsilon_tabular"] = sm.get("epsilon_tabular") if dp_on else None
+    metrics["privacy.composition"] = sm.get("composition")
     metrics["privacy.unit"] = sm.get("privacy_unit")
 
     # ------------------------------------------------ utility

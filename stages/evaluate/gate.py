@@ -1,4 +1,4 @@
-"""The privacy gate: checks on the run's metrics, and the `champion` alias it moves when all hold."""
+"""The gate: privacy checks (on the composed epsilon) and a utility check, and the `champion` alias it moves when all hold."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ CLASSIFIER = "review-rating-classifier"
 class GateResult:
     """Each check's outcome (name -> (passed, observed value, the limit in words))."""
 
-    checks: dict[str, tuple[bool, float | None, str]] = field(default_factory=dict)
+    checks: dict[str, tuple[bool, float | str | None, str]] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -43,11 +43,13 @@ def check_gate(metrics: Mapping[str, object], gate: GateParams) -> GateResult:
         value = metrics.get(key)
         result.checks[name] = (is_number(value) and value <= limit, value, f"<= {limit:g}")
 
+    # privacy.epsilon is the released dataset's: text generator and tabular model composed
     epsilon = metrics.get("privacy.epsilon")
     if metrics.get("privacy.dp_enabled") is False or epsilon is None:
-        result.checks["epsilon"] = (False, None, f"<= {gate.max_epsilon:g} (the generator is not private)")
+        result.checks["epsilon"] = (False, None, f"<= {gate.max_epsilon:g} (the release is not private)")
     else:
-        at_most("epsilon", "privacy.epsilon", gate.max_epsilon)
+        result.checks["epsilon"] = (is_number(epsilon) and epsilon <= gate.max_epsilon, epsilon,
+                                    f"<= {gate.max_epsilon:g} (composed: text and tabular)")
     at_most("canary_leaks", "privacy.canary.verbatim_total", gate.max_canary_leaks)
     # the strongest attack counts: the plain loss attack, and the calibrated one where it ran
     aucs = [metrics.get("privacy.mia.auc")]
@@ -56,10 +58,17 @@ def check_gate(metrics: Mapping[str, object], gate: GateParams) -> GateResult:
     auc = max(aucs) if all(is_number(a) for a in aucs) else None
     result.checks["mia_auc"] = (auc is not None and auc <= gate.max_mia_auc, auc,
                                 f"<= {gate.max_mia_auc:g} (strongest attack)")
-    share = metrics.get("privacy.dcr.embedding.dcr_share")
-    ok = is_number(share) and gate.dcr_share_min <= share <= gate.dcr_share_max
-    result.checks["dcr_share"] = (bool(ok), share, f"in [{gate.dcr_share_min:g}, {gate.dcr_share_max:g}]")
+    # the whole bootstrap interval must lie in the band: a point estimate of ~100 rows proves little
+    low = metrics.get("privacy.dcr.embedding.dcr_share_ci_low")
+    high = metrics.get("privacy.dcr.embedding.dcr_share_ci_high")
+    ok = is_number(low) and is_number(high) and gate.dcr_share_min <= low and high <= gate.dcr_share_max
+    shown = f"[{low:.3f}, {high:.3f}]" if is_number(low) and is_number(high) else None
+    result.checks["dcr_share"] = (bool(ok), shown, f"{gate.dcr_confidence:.0%} interval within "
+                                                   f"[{gate.dcr_share_min:g}, {gate.dcr_share_max:g}]")
     at_most("residual_pii", "privacy.pii.records_with_pii", gate.max_residual_pii)
+    ratio = metrics.get("utility.ratio.lora.macro_f1")
+    result.checks["utility"] = (is_number(ratio) and ratio >= gate.min_utility_ratio, ratio,
+                                f">= {gate.min_utility_ratio:g} (synthetic / real LoRA macro-F1)")
     return result
 
 

@@ -58,14 +58,16 @@ class UtilityParams:
 
 @dataclass(frozen=True)
 class GateParams:
-    """The privacy gate: every check must hold for `champion` to move to this run's models."""
+    """The gate: every privacy check and the utility check must hold for `champion` to move to this run's models."""
 
-    max_epsilon: float = bounded(min=0.0)  # the generator's epsilon; a non-private generator fails
+    max_epsilon: float = bounded(min=0.0)  # the released dataset's composed epsilon; a non-private run fails
     max_canary_leaks: int = bounded(min=0)  # verbatim canary field leaks in the synthetic data
     max_mia_auc: float = bounded(min=0.0, max=1.0)
-    dcr_share_min: float = bounded(min=0.0, max=1.0)  # embedding DCR share must lie in [min, max]
+    dcr_share_min: float = bounded(min=0.0, max=1.0)  # the embedding DCR share's interval must lie in [min, max]
     dcr_share_max: float = bounded(min=0.0, max=1.0)
+    dcr_confidence: float = bounded(min=0.5, max=0.999)  # of that bootstrap interval
     max_residual_pii: int = bounded(min=0)  # synthetic records with PII found by the analyzer
+    min_utility_ratio: float = bounded(min=0.0)  # synthetic / real macro-F1 of the LoRA classifier
 
     def __post_init__(self):
         if self.dcr_share_min > self.dcr_share_max:

@@ -33,11 +33,25 @@ def nearest_distances(queries: np.ndarray, reference: np.ndarray, *, metric: str
     return distances
 
 
-def dcr_metrics(synthetic: np.ndarray, train: np.ndarray, holdout: np.ndarray, *, metric: str, seed: int) -> dict:
-    """DCR to train vs to held-out, the DCR share and the nearest-neighbour distance ratio.
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def bootstrap_interval(values: np.ndarray, *, confidence: float, seed: int) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of `values` (resampling the rows with replacement)."""
+    rng = np.random.default_rng(seed)
+    means = rng.choice(values, size=(BOOTSTRAP_RESAMPLES, len(values)), replace=True).mean(axis=1)
+    tail = (1 - confidence) / 2
+    return float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
+
+
+def dcr_metrics(synthetic: np.ndarray, train: np.ndarray, holdout: np.ndarray, *, metric: str, seed: int,
+                confidence: float = 0.95) -> dict:
+    """DCR to train vs to held-out, the DCR share with its bootstrap interval, and the NN distance ratio.
 
     The training set is subsampled to the held-out size first: with more training rows
     the nearest one would be closer by chance alone and the share would read as leakage.
+    The interval resamples the synthetic rows: with ~100 of them the share alone moves by
+    about ±0.1 between runs, so the gate judges the interval, not the point.
     """
     if len(train) < 2 or len(holdout) < 2 or len(synthetic) == 0:
         raise ValueError("dcr_metrics needs >= 2 training rows, >= 2 held-out rows and >= 1 synthetic row")
@@ -55,6 +69,8 @@ def dcr_metrics(synthetic: np.ndarray, train: np.ndarray, holdout: np.ndarray, *
         "dcr_holdout_median": float(np.median(d_hold[:, 0])),
         "dcr_train_p05": float(np.quantile(d_train[:, 0], 0.05)),
         "dcr_share": float(closer.mean()),
+        **dict(zip(("dcr_share_ci_low", "dcr_share_ci_high"), bootstrap_interval(closer, confidence=confidence, seed=seed))),
+        "dcr_share_ci_confidence": confidence,
         "exact_copies": int((d_train[:, 0] <= 1e-6).sum()),  # float32 cosine of a copy is ~1e-7, not 0
         "nndr_median": float(np.median(nndr)),
         "nndr_holdout_median": float(np.median(nndr_hold)),

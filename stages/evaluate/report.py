@@ -73,10 +73,13 @@ def verdicts(m: Mapping[str, Any]) -> dict[str, str]:
     auc = m.get("privacy.mia.auc")
     leaks = m.get("privacy.canary.verbatim_total")
     eps = m.get("privacy.epsilon")
-    guarantee = f"a DP guarantee of ε = {eps:.3g} (δ = {m.get('privacy.delta')}, per {m.get('privacy.unit')})" \
-        if isinstance(eps, (int, float)) else "no differential-privacy guarantee (non-private generator)"
+    guarantee = (
+        f"a DP guarantee of ε = {eps:.3g} (δ = {_fmt(m.get('privacy.delta'))}, per {m.get('privacy.unit')}): "
+        f"the text generator's ε = {_fmt(m.get('privacy.epsilon_text'))} and the structured columns' "
+        f"ε = {_fmt(m.get('privacy.epsilon_tabular'))}, composed ({m.get('privacy.composition')})"
+    ) if isinstance(eps, (int, float)) else "no differential-privacy guarantee (non-private models)"
     out["Privacy"] = (
-        f"The generator carries {guarantee}. Synthetic records are closest to a training record "
+        f"The released dataset carries {guarantee}. Synthetic records are closest to a training record "
         f"{_fmt(share)} of the time (0.5 means no closer to training than to unseen real data); the "
         f"membership attack reaches AUC {_fmt(auc)} (0.5 = guessing); {_fmt(leaks)} canary field(s) leaked verbatim."
     )
@@ -198,8 +201,29 @@ def frontier_figure(points: pd.DataFrame):
     return fig
 
 
+def ledger_section(ledger: Mapping[str, Any] | None) -> str:
+    """The privacy ledger as a table: every component that reads private records and its guarantee."""
+    if not ledger:
+        return "<p>No privacy ledger (metrics/privacy_ledger.json) was found for this run.</p>"
+    rows = "".join(
+        f"<tr class='{'ok' if c['guarantee'] != 'no formal guarantee' else 'bad'}'><td>{html.escape(name)}</td>"
+        f"<td>{html.escape(c['reads'])}</td><td>{html.escape(c['releases'])}</td><td>{html.escape(c['mechanism'])}</td>"
+        f"<td>{html.escape(c['guarantee'])}</td><td>{_fmt(c.get('epsilon'))}</td><td>{_fmt(c.get('delta'))}</td>"
+        f"<td>{_fmt(c.get('unit'))}</td><td>{html.escape(c['reason'])}</td></tr>"
+        for name, c in ledger["components"].items()
+    )
+    return (
+        f"<p>The released dataset: ε = {_fmt(ledger.get('epsilon_total'))}, δ = {_fmt(ledger.get('delta_total'))} "
+        f"per {_fmt(ledger.get('unit'))} ({_fmt(ledger.get('composition'))} composition). Only the rows marked "
+        "with a guarantee are covered by it; the others are statistics for the operator.</p>"
+        "<table><tr><th>component</th><th>reads</th><th>releases</th><th>mechanism</th><th>guarantee</th>"
+        f"<th>ε</th><th>δ</th><th>unit</th><th>why</th></tr>{rows}</table>"
+    )
+
+
 def render(metrics: Mapping[str, Any], gate: GateResult, plots: Mapping[str, pd.DataFrame],
-           champion: Mapping[str, str | None], frontier: pd.DataFrame | None = None) -> str:
+           champion: Mapping[str, str | None], frontier: pd.DataFrame | None = None,
+           ledger: Mapping[str, Any] | None = None) -> str:
     """The whole report page."""
     rows = "".join(
         f"<tr><td>{html.escape(label)}</td><td>{_fmt(metrics.get(key))}</td>"
@@ -213,6 +237,10 @@ def render(metrics: Mapping[str, Any], gate: GateResult, plots: Mapping[str, pd.
     )
     status = "PASSED: champion moved to this run's models" if gate.passed else \
         f"FAILED ({', '.join(gate.failed)}): champion left where it was"
+    kinds = {"utility": "utility"}
+    failed_kinds = sorted({kinds.get(name, "privacy") for name in gate.failed})
+    which = f"<p>Failed: the {' and the '.join(failed_kinds)} check{'s' if len(gate.failed) > 1 else ''} " \
+        f"({', '.join(gate.failed)}).</p>" if gate.failed else ""
     champ = ", ".join(f"{html.escape(k)} → {html.escape(str(v))}" for k, v in champion.items()) or "–"
     verdict = "".join(f"<p><b>{html.escape(k)}.</b> {html.escape(v)}</p>" for k, v in verdicts(metrics).items())
     figs = "".join(f"<h3>{html.escape(t)}</h3><img alt='{html.escape(t)}' src='{uri}'>"
@@ -225,9 +253,10 @@ table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;paddi
 tr.ok td{{background:#e8f5e9}}tr.bad td{{background:#ffebee}}img{{max-width:100%}}</style></head><body>
 <h1>synthguard evaluation report</h1>
 <h2>Verdict</h2>{verdict}
-<h2>Privacy gate: {html.escape(status)}</h2>
+<h2>Privacy gate: {html.escape(status)}</h2>{which}
 <table><tr><th>check</th><th>result</th><th>observed</th><th>required</th></tr>{gate_rows}</table>
 <p>champion after this run: {champ}</p>
+<h2>Privacy ledger</h2>{ledger_section(ledger)}
 <h2>Summary against real baselines</h2>
 <table><tr><th>measure</th><th>synthetic</th><th>real baseline</th><th>better</th></tr>{rows}</table>
 <h2>Figures</h2>{figs}

@@ -12,13 +12,15 @@ from stages.io import commit_files, read_table, staging_dir, write_json
 from stages.params import as_flat_dict, load_section
 
 DESCRIPTION = """\
-Fit SDV on the structured columns and LoRA-fine-tune the base LM (DP-SGD unless
+Fit a DP model (OpenDP noisy marginals; SDV when synthesize.dp.enabled is false) of the
+structured columns and LoRA-fine-tune the base LM (DP-SGD unless
 synthesize.dp.enabled is false) on the anonymized training split, then generate
 synthetic review records and drop the ones the privacy filters flag.
 
 inputs:   the anonymized train and val splits
 outputs:  the synthetic Parquet file, the generator folder (adapter, tokenizer, config,
-          canaries), the tabular folder (SDV synthesizer), the metrics file
+          canaries), the tabular folder (DP marginal model or SDV synthesizer), the metrics
+          file and the privacy ledger
 Nothing is moved into place unless the whole run succeeds."""
 
 
@@ -31,6 +33,8 @@ def build_parser():
     parser.add_argument("--tabular-dir", type=Path, default=Path("models/tabular"), help="default: %(default)s")
     parser.add_argument("--metrics", type=Path, default=Path("metrics/synthesize.json"), help="default: %(default)s")
     parser.add_argument("--plots-dir", type=Path, default=Path("metrics/plots/synthesize"), help="default: %(default)s")
+    parser.add_argument("--ledger", type=Path, default=Path("metrics/privacy_ledger.json"),
+                        help="the privacy ledger (every component reading private records); default: %(default)s")
     return parser
 
 
@@ -53,6 +57,7 @@ def _loss_plot(losses: list[float], path: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     import pyarrow.parquet as pq
 
+    from stages.ledger import build_ledger
     from stages.synthesize import SynthesizeParams, run_synthesize
     from stages.synthesize.core import to_arrow
     from stages.synthesize.filters import anonymizer_analyzer
@@ -86,12 +91,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _clear(target)
             commit_files(moves)
         write_json(args.metrics, result.metrics)
+        write_json(args.ledger, build_ledger(result.metrics))
         run.log_metrics(result.metrics)
         if result.loss_curve:
             run.log_artifact(args.plots_dir / "train_loss.png", "plots")
         _register(args, result)
     m = result.metrics
-    eps = "off (non-private baseline)" if not m["dp_enabled"] else f"{m['epsilon']:.3f} (target {m['target_epsilon']:g}, delta {m['delta']:g}, unit {m['privacy_unit']})"
+    eps = "off (non-private baseline)" if not m["dp_enabled"] else (
+        f"{m['epsilon_total']:.3f} for the release ({m['composition']} composition of text {m['epsilon_text']:.3f} "
+        f"and tabular {m['epsilon_tabular']:g}; delta {m['delta_total']:g}, unit {m['privacy_unit']})")
     print(
         f"synthesize: {m['records_written']} of {m['generated_requested']} records written "
         f"(parse {m['dropped_parse']}, exact {m['dropped_exact_match']}, n-gram {m['dropped_ngram_overlap']}, "
@@ -133,6 +141,11 @@ def _register(args, result) -> None:
         tags={
             "epsilon": m["epsilon"] if m["dp_enabled"] else "none (non-private)",
             "delta": m["delta"],
+            # the released dataset's budget: the generator's composed with the tabular model's
+            "epsilon_total": m["epsilon_total"] if m["dp_enabled"] else "none (non-private)",
+            "delta_total": m["delta_total"],
+            "epsilon_text": m["epsilon_text"],
+            "epsilon_tabular": m["epsilon_tabular"],
             "privacy_unit": m["privacy_unit"],
             "dp_enabled": m["dp_enabled"],
             "noise_multiplier": m["noise_multiplier"],

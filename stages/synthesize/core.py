@@ -1,6 +1,6 @@
 """run_synthesize: anonymized records in, synthetic records and the models that made them out.
 
-1. SDV learns the structured columns of the training split.
+1. The structured columns are modelled: DP noisy marginals (OpenDP) unless dp is disabled, then SDV.
 2. The training reviews are prepared: bounded to k per user (unit=user), capped at
    max_train_rows, checked against min_train_rows, and the canaries are planted.
 3. LoRA adapters on the base LM are fine-tuned on them, with DP-SGD unless disabled.
@@ -23,6 +23,7 @@ from stages.synthesize.canaries import insert_canaries, make_canaries
 from stages.synthesize.dp import bound_contributions, plan_steps, train_lora, unit_index
 from stages.synthesize.filters import Analyzer, MemorisationFilter, pii_findings
 from stages.synthesize.generator import ReviewGenerator, attach_lora, base_checksum, generator_config
+from stages.synthesize.budget import compose
 from stages.synthesize.params import SynthesizeParams
 from stages.synthesize.tabular import TabularModel, fit_tabular
 from stages.synthesize.text import Encoded, control_prefix, encode_examples, format_example, held_out_loss, load_base
@@ -117,7 +118,7 @@ def run_synthesize(train: pd.DataFrame, val: pd.DataFrame, params: SynthesizePar
     rows, canaries, counts = prepare_training(train, params, seed=seed)
     units = unit_index(rows["user_id"].astype(str).to_numpy(), params.dp.unit)
     plan_steps(int(units.max()) + 1, params.generator, params.dp)  # an unreachable budget fails here, early
-    tabular = fit_tabular(train, params.tabular, seed=seed)
+    tabular = fit_tabular(train, params.tabular, dp=params.dp, seed=seed)
     lap("tabular_fit")
 
     torch.manual_seed(seed)
@@ -172,6 +173,8 @@ def run_synthesize(train: pd.DataFrame, val: pd.DataFrame, params: SynthesizePar
         "epsilon": privacy["epsilon"] if privacy["dp_enabled"] else None,
         "privacy_unit": privacy["unit"],
         "max_reviews_per_user": params.dp.max_reviews_per_user if params.dp.unit == "user" else None,
+        **compose(privacy, tabular.privacy_, dp_enabled=privacy["dp_enabled"]),
+        **{f"tabular_{k}": v for k, v in tabular.privacy_.items() if k not in ("epsilon", "delta", "rho")},
         **counts,
         "canaries": len(canaries),
         "train_examples_seen": trained.examples_seen,
@@ -204,8 +207,8 @@ def _filter_and_assemble(controls, written, tabular, reference, params, analyzer
     for i, text in enumerate(written["texts"]):
         if text is None:
             continue  # counted as dropped_parse
-        if "title_chars" in tabular.null_columns_:
-            written["titles"][i] = None  # the data has no titles: never invent one
+        if "title_chars" in tabular.null_columns_ or pd.isna(controls["title_chars"].iloc[i]):
+            written["titles"][i] = None  # no title in the data (or in this sampled row): never invent one
         reason = memo.reason(text)  # bodies only: short titles ("Great product") repeat innocently
         if reason:
             dropped[reason] += 1

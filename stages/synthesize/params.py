@@ -11,12 +11,48 @@ from stages.params import bounded
 TINY_LLAMA = "tiny-llama"  # base_model value for the test model built in code (quick profile)
 
 
+def _check_edges(name: str, edges: tuple[float, ...]) -> None:
+    if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])):
+        raise ParamsError(f"{name}: give at least two strictly increasing bin edges, e.g. [0, 1, 5, 50]")
+
+
+@dataclass(frozen=True)
+class TabularDomainParams:
+    """The DP model's bins, fixed from public knowledge, never from the data (see dp_tabular.py)."""
+
+    categories: tuple[str, ...]  # the public list of main categories; any other value is binned as null
+    first_year: int = bounded(min=1990, max=2100)  # timestamps are binned per year in [first_year, last_year]
+    last_year: int = bounded(min=1990, max=2100)
+    helpful_vote_edges: tuple[float, ...]  # bins [e0, e1), ..., [e_n-1, e_n]; values outside clip to the end bins
+    n_images_edges: tuple[float, ...]
+    price_edges: tuple[float, ...]
+    title_chars_edges: tuple[float, ...]
+    text_chars_edges: tuple[float, ...]
+
+    def __post_init__(self):
+        if not self.categories or len(set(self.categories)) != len(self.categories):
+            raise ParamsError("categories: list the public main categories once each")
+        if self.first_year > self.last_year:
+            raise ParamsError(f"first_year: {self.first_year} is after last_year {self.last_year}")
+        for name in ("helpful_vote_edges", "n_images_edges", "price_edges", "title_chars_edges", "text_chars_edges"):
+            _check_edges(name, getattr(self, name))
+
+
 @dataclass(frozen=True)
 class TabularParams:
-    """The SDV model of the structured columns."""
+    """The model of the structured columns: DP marginals (dp.enabled) or a non-private SDV synthesizer."""
 
-    synthesizer: Literal["gaussian_copula", "ctgan"]  # GaussianCopula is fast; CTGAN is a GAN
+    synthesizer: Literal["gaussian_copula", "ctgan"]  # the non-private model (dp.enabled: false)
     ctgan_epochs: int = bounded(min=1, max=10_000)  # used only by ctgan
+    epsilon: float = bounded(min=0.0)  # privacy-critical: the DP model's budget (no default)
+    delta: float = bounded(min=0.0, max=1.0)  # privacy-critical
+    domain: TabularDomainParams
+
+    def __post_init__(self):
+        if self.epsilon <= 0:
+            raise ParamsError("epsilon: must be positive")
+        if not 0 < self.delta < 1:
+            raise ParamsError("delta: must lie strictly between 0 and 1 (and well below 1/number of users)")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,8 @@
-"""SDV model of the structured columns, with metadata written out rather than detected.
+"""The model of the structured columns: DP noisy marginals (dp_tabular.py) or a non-private SDV one.
+
+`fit_tabular` dispatches: with `synthesize.dp.enabled` the DP marginal model, with the
+text generator's privacy unit; without it SDV's GaussianCopula or CTGAN (no guarantee).
+SDV metadata is written out rather than detected.
 
 Modelled: rating (categorical, ordered 1..5), helpful_vote, verified_purchase,
 timestamp, main_category, n_images, price, and the title and text lengths that
@@ -16,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from stages.schema import RATINGS
-from stages.synthesize.params import TabularParams
+from stages.synthesize.params import DPParams, TabularParams
 
 TABLE = "reviews"
 # column -> SDV column metadata
@@ -58,6 +62,7 @@ class TabularModel:
     synthesizer: object
     modelled_: list[str]
     null_columns_: list[str] = field(default_factory=list)
+    privacy_: dict = field(default_factory=lambda: {"mechanism": "none (SDV, non-private)"})
 
     def sample(self, n: int, *, seed: int) -> pd.DataFrame:
         """n structured rows; unmodelled columns are null."""
@@ -110,8 +115,25 @@ def metadata_dict(columns: list[str]) -> dict:
     }
 
 
-def fit_tabular(frame: pd.DataFrame, params: TabularParams, *, seed: int) -> TabularModel:
-    """Fit the configured SDV synthesizer on the structured view of the training rows."""
+def fit_tabular(frame: pd.DataFrame, params: TabularParams, *, dp: DPParams, seed: int):
+    """The DP marginal model when dp.enabled (a DPTabularModel), else the configured SDV synthesizer.
+
+    Both have `sample(n, seed=)`, `save(path)`, `modelled_`, `null_columns_` and `privacy_`.
+    """
+    if dp.enabled:
+        from stages.synthesize.dp import bound_contributions
+        from stages.synthesize.dp_tabular import fit_dp_tabular
+
+        k = dp.max_reviews_per_user if dp.unit == "user" else 1
+        if dp.unit == "user":  # the privacy unit is the text generator's: each user contributes at most k rows
+            frame = frame.iloc[bound_contributions(frame["user_id"].astype(str).to_numpy(), k, seed)]
+        return fit_dp_tabular(tabular_frame(frame), params.domain, epsilon=params.epsilon, delta=params.delta,
+                              max_rows_per_unit=k)
+    return fit_sdv(frame, params, seed=seed)
+
+
+def fit_sdv(frame: pd.DataFrame, params: TabularParams, *, seed: int) -> TabularModel:
+    """Fit the configured (non-private) SDV synthesizer on the structured view of the training rows."""
     import numpy as np
     import torch
     from sdv.metadata import Metadata

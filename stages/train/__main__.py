@@ -87,17 +87,19 @@ def input_tables(paths: dict[str, Path], frames: dict) -> list:
 
 
 def generator_epsilon(path: Path) -> str:
-    """The spent epsilon from synthesize's metrics file: its top-level `epsilon` (see `dp_enabled`).
+    """The spent epsilon of the synthetic data, from synthesize's metrics file: `epsilon_total`.
 
-    'none (non-private)' for a run with `dp_enabled: false`, 'n/a' without the file or the
-    key; a target epsilon is never reported as the spent one.
+    That is the text generator's and the tabular model's budgets composed, the guarantee
+    of the released records a synthetic-trained classifier learns from. 'none
+    (non-private)' for a run with `dp_enabled: false`, 'n/a' without the file or the key;
+    a target epsilon is never reported as the spent one.
     """
     if not path.is_file():
         return "n/a"
     metrics = json.loads(path.read_text(encoding="utf-8"))
     if metrics.get("dp_enabled") is False:
         return "none (non-private)"
-    epsilon = metrics.get("epsilon")
+    epsilon = metrics.get("epsilon_total")
     return str(epsilon) if is_number(epsilon) else "n/a"
 
 

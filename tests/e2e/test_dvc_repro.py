@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from stages.ledger import LEDGER, unclaimed_metrics
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.e2e
@@ -94,6 +95,10 @@ def test_dvc_repro_runs_the_pipeline(project):
     synth = json.loads((dest / "metrics" / "synthesize.json").read_text())
     assert synth["dp_enabled"] is True and synth["records_written"] > 0
     assert 0 < synth["epsilon"] <= synth["target_epsilon"]
+    assert synth["epsilon"] < synth["epsilon_total"] <= synth["epsilon_text"] + synth["epsilon_tabular"]
+    ledger = json.loads((dest / "metrics" / "privacy_ledger.json").read_text())
+    assert ledger["epsilon_total"] == synth["epsilon_total"]
+    assert {e.component for e in LEDGER} == set(ledger["components"])
     assert runs["synthesize"]["status"] == "FINISHED"
 
     # train: a classifier per source scored on the real test split, both registered, the newest candidate.
@@ -113,10 +118,13 @@ def test_dvc_repro_runs_the_pipeline(project):
     for key in ("fidelity.text.mauve", "fidelity.structured.column_pair_trends", "privacy.dcr.embedding.dcr_share",
                 "privacy.mia.auc", "privacy.canary.exposure_mean", "utility.real.tfidf.accuracy"):
         assert ev[key] is not None, key
-    assert ev["privacy.epsilon"] == synth["epsilon"]
+    assert ev["privacy.epsilon"] == synth["epsilon_total"] and ev["privacy.epsilon_text"] == synth["epsilon"]
+    for name in ("extract", "anonymize", "synthesize", "train", "evaluate"):  # every metric has a ledger entry
+        path = f"metrics/{name}.json"
+        assert unclaimed_metrics(path, json.loads((dest / path).read_text())) == [], path
     assert ev["gate.passed"] == 0 and ev["gate.epsilon"] == 0 and ev["gate.champion_moved"] == 0
     page = (dest / "metrics" / "report.html").read_text()
-    assert "data:image/png;base64," in page and "Privacy gate: FAILED" in page
+    assert "data:image/png;base64," in page and "Privacy gate: FAILED" in page and "Privacy ledger" in page
     for name in ("nn_similarity.csv", "rating_distribution.csv", "privacy_utility.json"):
         assert (dest / "metrics" / "plots" / "evaluate" / name).is_file()
     assert runs["evaluate"]["status"] == "FINISHED"
@@ -127,6 +135,22 @@ def test_dvc_repro_runs_the_pipeline(project):
     # Nothing changed: a second repro reruns only the fingerprint guard.
     second = _run(["dvc", "repro"], dest, env)
     assert "Stage 'extract' didn't change, skipping" in second.stdout
+
+
+def test_the_utility_check_alone_keeps_champion(project):
+    """Every privacy check relaxed, the utility threshold above any run: the gate refuses, champion stays."""
+    dest, env = project
+    relaxed = ["evaluate.gate.max_epsilon=1000", "evaluate.gate.max_canary_leaks=1000", "evaluate.gate.max_mia_auc=1",
+               "evaluate.gate.dcr_share_min=0", "evaluate.gate.dcr_share_max=1", "evaluate.gate.max_residual_pii=100000",
+               "evaluate.gate.min_utility_ratio=1000"]
+    _run(["dvc", "exp", "run", "-n", "utility-refused", *[a for s in relaxed for a in ("-S", s)], "evaluate"], dest, env)
+    ev = json.loads((dest / "metrics" / "evaluate.json").read_text())
+    assert ev["gate.utility"] == 0 and ev["gate.failed_checks"] == 1 and ev["gate.passed"] == 0
+    assert ev["gate.champion_moved"] == 0
+    page = (dest / "metrics" / "report.html").read_text()
+    assert "Failed: the utility check (utility)" in page
+    with sqlite3.connect(dest / "mlflow.db") as db:
+        assert db.execute("select name from registered_model_aliases where alias = 'champion'").fetchall() == []
 
 
 def test_dvc_exp_run_overrides_and_lists_metrics(project):

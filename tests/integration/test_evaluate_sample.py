@@ -35,7 +35,7 @@ PARAMS = EvaluateParams(
                           pii_entities=("PHONE_NUMBER", "EMAIL_ADDRESS"), pii_score_threshold=0.5, mia_batch_size=8),
     utility=UtilityParams(top_k_features=20),
     gate=GateParams(max_epsilon=10.0, max_canary_leaks=0, max_mia_auc=0.6, dcr_share_min=0.4, dcr_share_max=0.6,
-                    max_residual_pii=0),
+                    dcr_confidence=0.95, max_residual_pii=0, min_utility_ratio=0.5),
     fail_on_gate=False,
 )
 
@@ -73,7 +73,8 @@ def test_run_evaluate_on_real_reviews(splits):
     tfidf_params = TfidfParams(max_features=2000, ngram_max=1, c=1.0, max_iter=200)
     inputs = EvaluateInputs(
         train=train, test=test, synthetic=synthetic, raw_texts=splits["train"]["text"].tolist(),
-        synthesize_metrics={"dp_enabled": True, "epsilon": 4.2, "delta": 1e-5, "privacy_unit": "user"},
+        synthesize_metrics={"dp_enabled": True, "epsilon": 4.0, "epsilon_text": 4.0, "epsilon_tabular": 1.0,
+                            "epsilon_total": 4.2, "delta_total": 1.1e-5, "composition": "rdp", "privacy_unit": "user"},
         train_metrics={"real.lora.accuracy": 0.6, "real.lora.macro_f1": 0.4, "synthetic.lora.macro_f1": 0.3,
                        "ratio.lora.macro_f1": 0.75},
         embed=lambda texts, desc: embedder.encode(texts, desc),
@@ -99,7 +100,9 @@ def test_run_evaluate_on_real_reviews(splits):
     assert 0.0 <= m["privacy.mia.auc"] <= 1.0 and m["privacy.mia.members"] == 12
     assert m["privacy.mia.base_model_auc"] == m["privacy.mia.auc"] and m["privacy.mia.calibrated.auc"] == 0.5
     assert m["privacy.canary.exposure_ceiling"] == pytest.approx(np.log2(16))
-    assert m["privacy.epsilon"] == 4.2
+    assert m["privacy.epsilon"] == 4.2 and m["privacy.epsilon_text"] == 4.0 and m["privacy.delta"] == 1.1e-5
+    ci = (m["privacy.dcr.embedding.dcr_share_ci_low"], m["privacy.dcr.embedding.dcr_share_ci_high"])
+    assert ci[0] <= m["privacy.dcr.embedding.dcr_share"] <= ci[1] and ci[1] - ci[0] > 0.02
     assert 0.0 < m["fidelity.text.mauve"] <= 1.0 and m["fidelity.text.frechet"] >= 0.0
     assert not np.isnan(m["fidelity.structured.column_pair_trends"])
     assert m["fidelity.quality.synthetic.texts"] == 60

@@ -32,7 +32,7 @@ def data(sample_dir, tmp_path_factory):
     synthetic.to_parquet(root / "synthetic.parquet", index=False)
     quick = yaml.safe_load((ROOT / "tests" / "params.quick.yaml").read_text())
     (root / "params.yaml").write_text(yaml.safe_dump({"seed": quick["seed"], "train": quick["train"]}))
-    (root / "synthesize.json").write_text(json.dumps({"dp_enabled": True, "epsilon": 7.5, "target_epsilon": 8.0, "delta": 1e-5}))
+    (root / "synthesize.json").write_text(json.dumps({"dp_enabled": True, "epsilon": 7.0, "epsilon_total": 7.5, "target_epsilon": 8.0, "delta": 1e-5}))
     return root
 
 

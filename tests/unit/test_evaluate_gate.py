@@ -1,4 +1,4 @@
-"""The privacy gate: its checks, and the champion alias on a real MLflow SQLite registry."""
+"""The gate (privacy and utility): its checks, and the champion alias on a real MLflow SQLite registry."""
 
 from __future__ import annotations
 
@@ -10,14 +10,17 @@ from stages.evaluate.params import GateParams
 from stages.params import parse_section
 
 GATE = GateParams(max_epsilon=8.0, max_canary_leaks=0, max_mia_auc=0.6, dcr_share_min=0.4, dcr_share_max=0.6,
-                  max_residual_pii=0)
+                  dcr_confidence=0.95, max_residual_pii=0, min_utility_ratio=0.5)
 GOOD = {
     "privacy.dp_enabled": True,
-    "privacy.epsilon": 4.0,
+    "privacy.epsilon": 4.0,  # the composed epsilon of the release
     "privacy.canary.verbatim_total": 0,
     "privacy.mia.auc": 0.52,
     "privacy.dcr.embedding.dcr_share": 0.5,
+    "privacy.dcr.embedding.dcr_share_ci_low": 0.45,
+    "privacy.dcr.embedding.dcr_share_ci_high": 0.55,
     "privacy.pii.records_with_pii": 0,
+    "utility.ratio.lora.macro_f1": 0.8,
 }
 
 
@@ -25,7 +28,7 @@ def test_all_checks_hold():
     result = check_gate(GOOD, GATE)
     assert result.passed and result.failed == []
     assert result.metrics()["gate.passed"] == 1
-    assert set(result.checks) == {"epsilon", "canary_leaks", "mia_auc", "dcr_share", "residual_pii"}
+    assert set(result.checks) == {"epsilon", "canary_leaks", "mia_auc", "dcr_share", "residual_pii", "utility"}
 
 
 @pytest.mark.parametrize(
@@ -35,8 +38,15 @@ def test_all_checks_hold():
         ({"privacy.dp_enabled": False, "privacy.epsilon": None}, ["epsilon"]),  # non-private generator
         ({"privacy.canary.verbatim_total": 1}, ["canary_leaks"]),  # one canary field leaked
         ({"privacy.mia.auc": 0.61}, ["mia_auc"]),  # attack too successful
-        ({"privacy.dcr.embedding.dcr_share": 0.9}, ["dcr_share"]),  # memorisation
-        ({"privacy.dcr.embedding.dcr_share": 0.1}, ["dcr_share"]),  # below the range too
+        ({"privacy.dcr.embedding.dcr_share_ci_low": 0.8, "privacy.dcr.embedding.dcr_share_ci_high": 0.95},
+         ["dcr_share"]),  # memorisation
+        ({"privacy.dcr.embedding.dcr_share_ci_low": 0.05, "privacy.dcr.embedding.dcr_share_ci_high": 0.2},
+         ["dcr_share"]),  # below the range too
+        ({"privacy.dcr.embedding.dcr_share_ci_low": 0.38}, ["dcr_share"]),  # point 0.5, but the interval leaves it
+        ({"privacy.dcr.embedding.dcr_share_ci_high": None}, ["dcr_share"]),  # no interval: fails
+        ({"utility.ratio.lora.macro_f1": 0.45}, ["utility"]),  # at the majority-class floor: teaches nothing
+        ({"utility.ratio.lora.macro_f1": None}, ["utility"]),  # not measured
+        ({"privacy.epsilon": 9.0, "utility.ratio.lora.macro_f1": 0.1}, ["epsilon", "utility"]),  # privacy and utility
         ({"privacy.pii.records_with_pii": 2}, ["residual_pii"]),  # PII in synthetic texts
         ({"privacy.mia.auc": None}, ["mia_auc"]),  # not measured: fails, never passes by default
         ({"privacy.mia.auc": float("nan")}, ["mia_auc"]),  # NaN is not a measurement
@@ -59,7 +69,7 @@ def test_mia_check_reports_the_strongest_attack():
 
 def test_gate_params_refuse_an_empty_dcr_range():
     raw = {"max_epsilon": 8.0, "max_canary_leaks": 0, "max_mia_auc": 0.6, "dcr_share_min": 0.7,
-           "dcr_share_max": 0.3, "max_residual_pii": 0}
+           "dcr_share_max": 0.3, "dcr_confidence": 0.95, "max_residual_pii": 0, "min_utility_ratio": 0.5}
     with pytest.raises(ParamsError, match=r"evaluate.gate.dcr_share_min: 0.7 is above dcr_share_max 0.3"):
         parse_section(raw, GateParams, "evaluate.gate")
 
@@ -90,6 +100,12 @@ def test_a_passing_gate_moves_champion_to_the_candidates(registry):
 def test_a_failing_gate_leaves_champion_where_it_was(registry):
     after = promote(check_gate({**GOOD, "privacy.mia.auc": 0.8}, GATE), versions={GENERATOR: "2", CLASSIFIER: "2"})
     assert after == {GENERATOR: "1", CLASSIFIER: "1"}
+
+
+def test_a_failing_utility_check_alone_leaves_champion_where_it_was(registry):
+    result = check_gate({**GOOD, "utility.ratio.lora.macro_f1": 0.3}, GATE)
+    assert result.failed == ["utility"]
+    assert promote(result, versions={GENERATOR: "2", CLASSIFIER: "2"}) == {GENERATOR: "1", CLASSIFIER: "1"}
 
 
 def test_a_missing_version_moves_nothing(registry):

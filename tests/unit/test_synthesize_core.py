@@ -35,7 +35,8 @@ def test_synthetic_records_follow_the_schema_and_the_sampled_controls(result):
     assert list(recs["review_id"]) == [f"syn-{i}" for i in range(len(recs))]
     assert recs["user_id"].isna().all() and recs["asin"].isna().all()  # never a real person or product
     assert recs["rating"].between(1, 5).all() and recs["text"].str.len().ge(5).all()
-    assert set(recs["main_category"].dropna()) <= set(TRAIN["main_category"].dropna())
+    # the DP model's categories are the public list in params, never read from the data
+    assert set(recs["main_category"].dropna()) <= set(quick_params().tabular.domain.categories)
 
 
 def test_every_requested_record_is_accounted_for(result):
@@ -56,6 +57,18 @@ def test_metrics_carry_the_accountants_figures(result):
     assert m["val_loss"] > 0 and m["val_perplexity"] > 1 and m["train_loss_end"] > 0
     assert set(m["seconds"]) >= {"tabular_fit", "train", "generate", "filter", "total"}
     json.dumps(m, allow_nan=False)  # plain JSON, so that DVC can read it
+    # the release's budget: the generator's and the DP tabular model's, composed
+    eps_tab = quick_params().tabular.epsilon
+    assert m["epsilon_text"] == m["epsilon"] and m["epsilon_tabular"] == eps_tab
+    assert m["epsilon"] < m["epsilon_total"] <= m["epsilon_total_basic"] == pytest.approx(m["epsilon"] + eps_tab)
+    assert m["delta_total"] == pytest.approx(m["delta"] + m["delta_tabular"])
+    assert "OpenDP" in m["tabular_mechanism"]
+
+
+def test_every_metric_has_a_ledger_entry(result):
+    from stages.ledger import unclaimed_metrics
+
+    assert unclaimed_metrics("metrics/synthesize.json", result.metrics) == []
 
 
 def test_conditioning_reaches_the_generator_prompts(result):
@@ -119,7 +132,7 @@ def _cli_args(tmp_path, params_file):
         "--params", str(params_file), "--train", str(tmp_path / "train.parquet"), "--val", str(tmp_path / "val.parquet"),
         "--out", str(tmp_path / "data/synthetic/reviews.parquet"), "--generator-dir", str(tmp_path / "models/generator"),
         "--tabular-dir", str(tmp_path / "models/tabular"), "--metrics", str(tmp_path / "metrics/synthesize.json"),
-        "--plots-dir", str(tmp_path / "metrics/plots/synthesize"),
+        "--plots-dir", str(tmp_path / "metrics/plots/synthesize"), "--ledger", str(tmp_path / "metrics/privacy_ledger.json"),
     ]
 
 
@@ -152,11 +165,15 @@ def test_cli_writes_outputs_and_registers_the_generator(tmp_path):
     assert (tmp_path / "metrics/plots/synthesize/train_loss.png").is_file()
     metrics = json.loads((tmp_path / "metrics/synthesize.json").read_text())
     assert metrics["epsilon"] <= 8.0
+    ledger = json.loads((tmp_path / "metrics/privacy_ledger.json").read_text())
+    assert ledger["epsilon_total"] == metrics["epsilon_total"]
+    assert ledger["components"]["synthesize.tabular"]["epsilon"] == metrics["epsilon_tabular"]
     assert model_version_by_alias("review-generator", "candidate") == "1"
     import mlflow
 
     version = mlflow.MlflowClient().get_model_version("review-generator", "1")
     assert version.tags["privacy_unit"] == "user" and float(version.tags["epsilon"]) == pytest.approx(metrics["epsilon"])
+    assert float(version.tags["epsilon_total"]) == pytest.approx(metrics["epsilon_total"])
     served = load_registered_model("models:/review-generator@candidate")
     out = served.predict(pd.DataFrame({"rating": [3], "main_category": ["Computers"], "text_chars": [80]}))
     assert len(out) == 1 and list(out.columns) == ["title", "text"]

@@ -48,8 +48,9 @@ def test_confusion_counts_rows_are_actual():
     ("payload", "expected"),
     [
         (None, "n/a"),  # no synthesize metrics file (stage not run yet)
-        ({"dp_enabled": True, "epsilon": 2.5, "target_epsilon": 3.0}, "2.5"),  # the synthesize stage's layout
-        ({"dp_enabled": True, "epsilon": True}, "n/a"),  # not a number
+        ({"dp_enabled": True, "epsilon": 2.5, "epsilon_total": 3.1, "target_epsilon": 3.0}, "3.1"),  # the release's
+        ({"dp_enabled": True, "epsilon": 2.5}, "n/a"),  # the text generator's alone is not the data's epsilon
+        ({"dp_enabled": True, "epsilon_total": True}, "n/a"),  # not a number
         ({"dp_enabled": False, "epsilon": None, "target_epsilon": 3.0}, "none (non-private)"),  # never the target
         ({"rows": 10, "target_epsilon": 3.0}, "n/a"),  # no spent epsilon anywhere
     ],

@@ -1,0 +1,183 @@
+"""The DP model of the structured columns: bins, sensitivity, OpenDP calibration, sampling, and an empirical check."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import fisher_exact
+
+from stages.synthesize.dp_tabular import (
+    TREE, calibrate, column_bins, discretise, edge_counts, fit_dp_tabular, gaussian_measurement, l2_sensitivity,
+)
+from stages.synthesize.tabular import COLUMNS, TabularModel, fit_tabular
+from tests.unit.synthesize_helpers import quick_params, records
+
+DOMAIN = quick_params().tabular.domain
+
+
+def _frame(**columns) -> pd.DataFrame:
+    """A tabular_frame-shaped table from a few columns (the rest: one typical value)."""
+    n = len(next(iter(columns.values())))
+    base = {
+        "rating": [5] * n, "helpful_vote": [0] * n, "verified_purchase": [True] * n,
+        "timestamp": pd.to_datetime(["2020-06-01"] * n), "main_category": ["Computers"] * n, "n_images": [0] * n,
+        "price": [15.0] * n, "title_chars": [20] * n, "text_chars": [200] * n,
+    }
+    base.update(columns)
+    frame = pd.DataFrame(base)
+    for col in ("helpful_vote", "n_images", "title_chars", "text_chars"):
+        frame[col] = frame[col].astype("Int64")
+    frame["price"] = frame["price"].astype("Float64")
+    frame["verified_purchase"] = frame["verified_purchase"].astype("boolean")
+    return frame
+
+
+def test_values_land_in_the_declared_bins():
+    bins = column_bins(DOMAIN)
+    frame = _frame(
+        helpful_vote=[0, 1, 4, 9999, None],  # 9999 clips into the last bin; null into the null bin
+        main_category=["Computers", "Baby", "Not a public category", None, "Books"],
+        timestamp=pd.to_datetime(["1990-01-01", "2000-05-01", "2023-12-31", "2030-01-01", None]),
+        text_chars=[1, 10, 59, 60, 100_000],  # below the first edge clips into the first bin
+    )
+    codes = discretise(frame, bins)
+    null = {c: bins[c].size - 1 for c in bins}
+    assert codes["helpful_vote"].tolist() == [0, 1, 3, len(bins["helpful_vote"].labels) - 1, null["helpful_vote"]]
+    categories = list(DOMAIN.categories)
+    assert codes["main_category"].tolist() == [
+        categories.index("Computers"), categories.index("Baby"), null["main_category"], null["main_category"],
+        categories.index("Books")]
+    assert codes["timestamp"].tolist() == [0, 0, 23, 23, null["timestamp"]]
+    assert codes["text_chars"].tolist() == [0, 0, 1, 2, len(bins["text_chars"].labels) - 1]
+
+
+def test_a_null_text_length_is_refused():
+    with pytest.raises(ValueError, match="text_chars: 1 null value"):
+        discretise(_frame(text_chars=[None, 50]), column_bins(DOMAIN))
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_one_user_moves_the_tables_by_at_most_the_declared_sensitivity(k):
+    bins = column_bins(DOMAIN)
+    rng = np.random.default_rng(k)
+    others = _frame(rating=rng.integers(1, 6, 200).tolist(), helpful_vote=rng.integers(0, 30, 200).tolist())
+    # the worst case: the user's k rows are identical, so every table moves k in one cell
+    user = _frame(rating=[2] * k, helpful_vote=[7] * k, main_category=["Baby"] * k)
+    with_user = edge_counts(discretise(pd.concat([others, user], ignore_index=True), bins), bins)
+    without = edge_counts(discretise(others, bins), bins)
+    assert np.linalg.norm(with_user - without) == pytest.approx(l2_sensitivity(k))
+    spread = _frame(rating=[1, 2, 3, 4, 5][:k], helpful_vote=[0, 1, 2, 3, 4][:k])  # rows in different cells move less
+    moved = edge_counts(discretise(pd.concat([others, spread], ignore_index=True), bins), bins) - without
+    assert np.linalg.norm(moved) <= l2_sensitivity(k) + 1e-9
+    assert l2_sensitivity(k) == k * np.sqrt(1 + len(TREE))
+
+
+def test_the_scale_is_the_smallest_that_meets_the_budget():
+    import opendp.prelude as dp
+
+    sensitivity = l2_sensitivity(5)
+    scale, rho = calibrate(1.0, 1e-6, sensitivity)
+    assert rho == pytest.approx(sensitivity**2 / (2 * scale**2))  # the Gaussian's zCDP rho
+
+    def epsilon(s):
+        return dp.c.make_fix_delta(dp.c.make_zCDP_to_approxDP(gaussian_measurement(s)), 1e-6).map(sensitivity)[0]
+
+    assert epsilon(scale) <= 1.0 < epsilon(scale * 0.99)
+
+
+def test_an_unreachable_budget_says_what_to_change():
+    from stages.errors import PrivacyBudgetError
+
+    with pytest.raises(PrivacyBudgetError, match=r"synthesize.tabular.epsilon=100000.*choose a smaller epsilon"):
+        calibrate(1e5, 1e-6, l2_sensitivity(5))
+
+
+def test_samples_have_the_tabular_columns_and_stay_in_the_domain():
+    params = quick_params()
+    model = fit_tabular(records(300, users=100), params.tabular, dp=params.dp, seed=1)
+    rows = model.sample(500, seed=2)
+    assert list(rows.columns) == list(COLUMNS) and len(rows) == 500
+    assert rows["rating"].between(1, 5).all() and rows["rating"].dtype == np.int64
+    assert rows["text_chars"].notna().all() and rows["text_chars"].between(10, 5000).all()
+    assert set(rows["main_category"].dropna()) <= set(DOMAIN.categories)
+    years = rows["timestamp"].dropna().dt.year
+    assert years.between(DOMAIN.first_year, DOMAIN.last_year).all()
+    assert rows["helpful_vote"].dropna().between(0, 50).all() and rows["price"].dropna().between(0, 1000).all()
+    assert model.privacy_["epsilon"] == params.tabular.epsilon and model.privacy_["max_rows_per_unit"] == params.dp.max_reviews_per_user
+    assert model.sample(50, seed=3).equals(model.sample(50, seed=3))  # sampling is seeded ...
+
+
+def test_the_noise_is_not_seeded():
+    params = quick_params()
+    frame = records(300, users=100)
+    a = fit_tabular(frame, params.tabular, dp=params.dp, seed=1)
+    b = fit_tabular(frame, params.tabular, dp=params.dp, seed=1)
+    assert not np.allclose(a.root_, b.root_)  # ... the noise is OpenDP's, fresh each fit
+
+
+def test_dp_off_is_the_sdv_model():
+    params = quick_params(**{"dp.enabled": False})
+    model = fit_tabular(records(120, users=40), params.tabular, dp=params.dp, seed=1)
+    assert isinstance(model, TabularModel) and "non-private" in model.privacy_["mechanism"]
+
+
+# ---------------------------------------------------------------- empirical check: a planted record
+
+
+RARE = dict(rating=1, main_category="Baby", price=900.0, text_chars=4000)
+
+
+def _population(n: int, seed: int) -> pd.DataFrame:
+    """n users, one row each, none with rating 1: the rare combination below never occurs."""
+    rng = np.random.default_rng(seed)
+    return _frame(
+        rating=rng.choice([3, 4, 5], n, p=[0.2, 0.3, 0.5]).tolist(),
+        main_category=rng.choice(["Computers", "All Electronics", "Cell Phones & Accessories"], n).tolist(),
+        price=np.round(rng.uniform(5, 90, n), 2).tolist(), text_chars=rng.integers(20, 900, n).tolist(),
+        helpful_vote=rng.integers(0, 4, n).tolist(),
+    ).assign(user_id=[f"u{i}" for i in range(n)])
+
+
+def _rare_hits(rows: pd.DataFrame) -> int:
+    return int(((rows["rating"] == RARE["rating"]) & (rows["main_category"] == RARE["main_category"])
+                & (rows["price"] >= 500) & (rows["text_chars"] >= 2500)).sum())
+
+
+def _hits(frame: pd.DataFrame, *, epsilon: float, fits: int, per_fit: int) -> int:
+    params = quick_params(**{"tabular.epsilon": epsilon})
+    k = params.dp.max_reviews_per_user
+    total = 0
+    for i in range(fits):
+        model = fit_dp_tabular(frame[list(COLUMNS)], params.tabular.domain, epsilon=epsilon,
+                               delta=params.tabular.delta, max_rows_per_unit=k)
+        total += _rare_hits(model.sample(per_fit, seed=i))
+    return total
+
+
+def test_a_planted_rare_record_shows_up_no_more_often_than_when_never_planted():
+    """One user's k identical rows hold a combination nobody else has (rating 1, Baby, price 900, 4000 chars).
+
+    With DP, the samples contain it no more often than samples of a model that never saw
+    it: a one-sided Fisher exact test over fits x rows samples does not reject at 1%.
+    The same test run on a model with a budget so large that the noise vanishes must
+    reject, or it could never fail.
+    """
+    k = quick_params().dp.max_reviews_per_user
+    never = _population(1000, seed=0)
+    planted = pd.concat([never, _frame(**{c: [v] * k for c, v in RARE.items()}).assign(user_id="planted")],
+                        ignore_index=True)
+    fits, per_fit = 10, 4000
+    trials = fits * per_fit
+
+    def p_value(epsilon: float) -> tuple[float, int, int]:
+        a, b = _hits(planted, epsilon=epsilon, fits=fits, per_fit=per_fit), _hits(never, epsilon=epsilon, fits=fits,
+                                                                                   per_fit=per_fit)
+        return fisher_exact([[a, trials - a], [b, trials - b]], alternative="greater").pvalue, a, b
+
+    p, planted_hits, never_hits = p_value(1.0)
+    print(f"planted {planted_hits}, never {never_hits} of {trials} (p={p:.3g})")
+    assert p > 0.01, f"DP model: {planted_hits} hits planted vs {never_hits} never planted (p={p:.2g})"
+    p_leak, leak_hits, _ = p_value(500.0)  # the positive control: the same model, practically no noise
+    print(f"no-noise control: planted {leak_hits} (p={p_leak:.3g})")
+    assert p_leak < 1e-6 and leak_hits > 0.5 * trials * k / len(planted), (p_leak, leak_hits)

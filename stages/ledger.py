@@ -167,6 +167,11 @@ LEDGER: tuple[LedgerEntry, ...] = (
         "`champion`, metrics/report.html", "thresholds on the metrics above", NONE,
         "its verdict is a function of non-private statistics, so it inherits their lack of a guarantee",
         outputs=("metrics/report.html",), metrics=(f"{EV}:gate.*",)),
+    LedgerEntry(
+        "headline", "headline", "the stages' metrics files only", "a copy of the decision figures above "
+        "(metrics/headline.json, first in `dvc exp show`)", "copy", NONE,
+        "each figure keeps the guarantee of the entry that produced it: the epsilons are the accountants', "
+        "the scores and counts are exact statistics", outputs=("metrics/headline.json",)),
 )
 
 

@@ -133,7 +133,7 @@ def _register(args, result) -> None:
         loader="stages.synthesize.generator:ReviewGenerator",
         artifacts={"generator": args.generator_dir},
         registered_name="review-generator",
-        signature=({"rating": "integer", "main_category": "string?", "text_chars": "long?"},
+        signature=({"rating": "long", "main_category": "string?", "text_chars": "long?"},
                    {"title": "string", "text": "string"}),
         description=f"LoRA review generator fitted on the anonymized train split, {privacy}. A release "
                     "candidate: the evaluate stage's gate writes its verdict here and moves `champion` "

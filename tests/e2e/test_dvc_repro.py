@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -197,7 +198,7 @@ def mlflow_ui(project):
             ["mlflow", "ui", "--backend-store-uri", f"sqlite:///{dest / 'mlflow.db'}",
              "--default-artifact-root", str(dest / "mlartifacts"), "--host", "127.0.0.1", "--port", str(port),
              "--workers", "1"],
-            cwd=dest, env=env, stdout=out, stderr=subprocess.STDOUT,
+            cwd=dest, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -212,9 +213,13 @@ def mlflow_ui(project):
             assert server.poll() is None and time.monotonic() < deadline, f"mlflow ui did not start:\n{log.read_text()[-3000:]}"
             time.sleep(1)
         yield base
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    finally:  # the server and its uvicorn worker: the session this test started, by its id
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=30)
 
 
 def _api(base: str, endpoint: str, body: dict | None = None, **query) -> dict:

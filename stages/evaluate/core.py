@@ -200,7 +200,9 @@ def run_evaluate(inputs: EvaluateInputs, params: EvaluateParams, *, seed: int) -
 
     sm = inputs.synthesize_metrics
     metrics["privacy.dp_enabled"] = bool(sm.get("dp_enabled", False))
-    metrics["privacy.epsilon"] = sm.get("epsilon") if sm.get("dp_enabled") else None
+    metrics["privacy.fine_tuned"] = bool(sm.get("fine_tuned", True))
+    # zero-shot (not fine-tuned): the text model saw no data, its epsilon is 0; non-private: none
+    metrics["privacy.epsilon"] = sm.get("epsilon") if sm.get("dp_enabled") or not metrics["privacy.fine_tuned"] else None
     metrics["privacy.delta"] = sm.get("delta")
     metrics["privacy.unit"] = sm.get("privacy_unit")
 

@@ -44,7 +44,8 @@ def check_gate(metrics: Mapping[str, object], gate: GateParams) -> GateResult:
         result.checks[name] = (is_number(value) and value <= limit, value, f"<= {limit:g}")
 
     epsilon = metrics.get("privacy.epsilon")
-    if metrics.get("privacy.dp_enabled") is False or epsilon is None:
+    non_private = metrics.get("privacy.dp_enabled") is False and metrics.get("privacy.fine_tuned") is not False
+    if non_private or epsilon is None:
         result.checks["epsilon"] = (False, None, f"<= {gate.max_epsilon:g} (the generator is not private)")
     else:
         at_most("epsilon", "privacy.epsilon", gate.max_epsilon)

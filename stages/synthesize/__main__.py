@@ -89,9 +89,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             run.log_artifact(args.plots_dir / "train_loss.png", "plots")
         _register(args, result)
     m = result.metrics
-    eps = "off (non-private baseline)" if not m["dp_enabled"] else f"{m['epsilon']:.3f} (target {m['target_epsilon']:g}, delta {m['delta']:g}, unit {m['privacy_unit']})"
+    eps = "0 (zero-shot: no fine-tuning)" if not m["fine_tuned"] else "off (non-private baseline)" if not m["dp_enabled"] else f"{m['epsilon']:.3f} (target {m['target_epsilon']:g}, delta {m['delta']:g}, unit {m['privacy_unit']})"
     print(
-        f"synthesize: {m['records_written']} of {m['generated_requested']} records written "
+        f"synthesize: {m['records_written']} records written (target {m['records_target']}, "
+        f"{m['generated_requested']} generated, {m['records_surplus_discarded']} surplus discarded; "
         f"(parse {m['dropped_parse']}, exact {m['dropped_exact_match']}, n-gram {m['dropped_ngram_overlap']}, "
         f"PII {m['dropped_pii']} dropped); DP epsilon {eps}; val loss {m['val_loss']:.3f} "
         f"(base {m['val_loss_base']:.3f}); {m['seconds']['total']:.0f}s"
@@ -123,7 +124,8 @@ def _register(args, result) -> None:
         artifacts={"generator": args.generator_dir},
         registered_name="review-generator",
         tags={
-            "epsilon": m["epsilon"] if m["dp_enabled"] else "none (non-private)",
+            "epsilon": m["epsilon"] if m["dp_enabled"] or not m["fine_tuned"] else "none (non-private)",
+            "fine_tuned": m["fine_tuned"],
             "delta": m["delta"],
             "privacy_unit": m["privacy_unit"],
             "dp_enabled": m["dp_enabled"],

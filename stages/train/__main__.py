@@ -71,6 +71,8 @@ def generator_epsilon(path: Path) -> str:
     if not path.is_file():
         return "n/a"
     metrics = json.loads(path.read_text(encoding="utf-8"))
+    if metrics.get("fine_tuned") is False:
+        return "0 (zero-shot: the text model saw no data)"
     if metrics.get("dp_enabled") is False:
         return "none (non-private)"
     epsilon = metrics.get("epsilon")

@@ -156,6 +156,12 @@ def _print_summary(metrics: dict, sources: Sequence[str]) -> None:
     for key in ("ratio.lora.accuracy", "ratio.lora.macro_f1", "ratio.tfidf.accuracy", "ratio.tfidf.macro_f1"):
         if key in metrics and metrics[key] is not None:
             lines.append(f"  {key} (synthetic/real) {metrics[key]:.3f}")
+    for key in ("lift.lora.macro_f1", "lift.tfidf.macro_f1"):
+        if metrics.get(key) is not None:
+            lines.append(f"  {key} ((synthetic - majority)/(real - majority)) {metrics[key]:.3f}")
+    if metrics.get("train_rows_equal") is False:
+        lines.append(f"  note: unequal training rows (synthetic {metrics['synthetic.rows']}, real {metrics['real.rows']}): "
+                     "the ratios compare unlike sizes; raise synthesize.generation.n_records")
     print("\n".join(lines))
 
 

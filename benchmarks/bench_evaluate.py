@@ -94,7 +94,7 @@ def main() -> int:
     else:
         import torch
 
-        from stages.synthesize.text import load_base
+        from stages.synthesize.loading import load_base
 
         torch.manual_seed(seed)
         model, tokenizer = load_base(GGUF, seed=seed)
@@ -108,7 +108,7 @@ def main() -> int:
                           "81 Quarry Bend. My secret code is K2P9ZQ7M1XV4."}
         refs = args.candidates or params.privacy.exposure_references
         secrets = [canary["secret"]] + privacy.reference_secrets(canary["secret"], refs, seed=seed)
-        context, template = scoring.canary_context(canary)
+        context, template = scoring.canary_context(canary, tokenizer)
         cached, secs_cached = timed(lambda: scoring.suffix_losses(
             model, tokenizer, context, [template.format(secret=x) for x in secrets],
             batch_size=params.privacy.mia_batch_size))

@@ -1,9 +1,12 @@
-"""Benchmark the synthesize stage's two hot loops, side by side in one run.
+"""Benchmark the synthesize stage's two hot loops against the previous path, side by side in one run.
 
-1. One LoRA fine-tuning step on the same batches: non-private (the physical limit),
-   DP-SGD with Opacus per-sample gradients (hooks, what the stage runs, per-unit sums),
-   and DP-SGD with Opacus ghost clipping (PrivacyEngine.make_private(grad_sample_mode="ghost")).
-2. Generation throughput (tokens/s): batched with the KV cache vs one record at a time.
+1. DP-SGD training throughput (examples/s) at the same batch: the previous step (Opacus
+   per-sample gradients over the whole PEFT model, every layer run each step, fp32) vs
+   the stage's step (frozen trunk cached once, only the adapted top layers and the head
+   run; fp32 and bf16 autocast). The one-off cache pass is reported separately.
+2. Generation throughput (tokens/s) on the same chat prompts: the previous path (HF
+   `generate` on the unmerged PEFT model, fp32, batch 32) vs the stage's engine (LoRA
+   merged, bf16, larger batch, top-k/top-p and repetition penalty).
 
     .venv/bin/python benchmarks/bench_synthesize.py                   # SmolLM2-135M (GGUF)
     .venv/bin/python benchmarks/bench_synthesize.py --base tiny-llama # the test model
@@ -14,8 +17,10 @@ Reviews are read from the shared sample (never copied into the repository).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -23,6 +28,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's stages/, whatever the editable install points at
 SAMPLE = ROOT.parent / "shared" / "data" / "amazon_reviews_2023" / "Electronics.10k.jsonl.gz"
 
 
@@ -30,13 +36,13 @@ def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--base", default=str(ROOT / "models/base/SmolLM2-135M-Instruct.Q4_1.gguf"))
     p.add_argument("--reviews", type=Path, default=Path(os.environ.get("SYNTHGUARD_SAMPLE_DIR", SAMPLE.parent)) / SAMPLE.name)
-    p.add_argument("--batch", type=int, default=8, help="examples per training step")
-    p.add_argument("--steps", type=int, default=4, help="timed steps per mode (after one warm-up step)")
-    p.add_argument("--seq-len", type=int, default=64)
+    p.add_argument("--batch", type=int, default=64, help="examples per training step")
+    p.add_argument("--steps", type=int, default=3, help="timed steps per mode (after one warm-up step)")
+    p.add_argument("--seq-len", type=int, default=128)
     p.add_argument("--lora-last-layers", type=int, default=6)
-    p.add_argument("--gen-prompts", type=int, default=16)
-    p.add_argument("--gen-batch", type=int, default=16)
-    p.add_argument("--gen-tokens", type=int, default=48)
+    p.add_argument("--gen-prompts", type=int, default=128)
+    p.add_argument("--gen-batch", type=int, default=64, help="the stage's generation batch")
+    p.add_argument("--gen-tokens", type=int, default=80)
     return p.parse_args()
 
 
@@ -45,22 +51,27 @@ def load_rows(path: Path, n: int):
 
     frame = pd.read_json(path, lines=True, nrows=n)
     frame["title"] = frame.get("title")
-    frame["main_category"] = None
-    return frame[["rating", "title", "text", "main_category"]].astype({"rating": int})
+    frame["main_category"] = "All Electronics"
+    frame["product_title"] = None
+    return frame[["rating", "title", "text", "main_category", "product_title"]].astype({"rating": int})
 
 
-def fresh_model(args):
-    from stages.synthesize.generator import attach_lora
+def generator_params(args, train_dtype="float32"):
     from stages.synthesize.params import GeneratorParams
-    from stages.synthesize.text import load_base
 
-    gen = GeneratorParams(
+    return GeneratorParams(
         base_model=args.base, lora_r=8, lora_alpha=16, lora_dropout=0.0, target_modules=("q_proj", "v_proj"),
         lora_last_layers=args.lora_last_layers, learning_rate=1e-3, epochs=1, batch_size=args.batch,
-        max_seq_len=args.seq_len, max_train_rows=None, min_train_rows=1, eval_rows=1,
+        max_seq_len=args.seq_len, max_train_rows=None, min_train_rows=1, eval_rows=1, train_dtype=train_dtype,
     )
-    model, tok = load_base(args.base, seed=0)
-    return attach_lora(model, gen), tok
+
+
+def fresh_model(args, base):
+    import copy
+
+    from stages.synthesize.generator import attach_lora
+
+    return attach_lora(copy.deepcopy(base), generator_params(args))
 
 
 def time_steps(step, batches) -> float:
@@ -73,113 +84,135 @@ def time_steps(step, batches) -> float:
     return statistics.median(times)
 
 
-def bench_training(args, enc):
-    import numpy as np
+def _dp(model, net_module, args):
     import torch
-    from opacus import GradSampleModule, PrivacyEngine
+    from opacus import GradSampleModule
     from opacus.optimizers import DPOptimizer
 
+    params = [p for p in model.parameters() if p.requires_grad]
+    net = GradSampleModule(net_module, loss_reduction="mean")
+    opt = DPOptimizer(torch.optim.AdamW(params, lr=1e-3), noise_multiplier=1.0, max_grad_norm=1.0,
+                      expected_batch_size=args.batch)
+    return net, opt, params
+
+
+def bench_training(args, base, enc):
+    """Seconds per DP step (median) per mode, the cache pass's seconds, and the first-step losses."""
+    import numpy as np
+    import torch
+
     from stages.synthesize.dp import _per_unit_grad_samples
-    from stages.synthesize.text import per_example_loss
+    from stages.synthesize.encoding import per_example_loss
+    from stages.synthesize.trunk import batch_from_cache, cache_trunk, split_index, top_model
 
     n = args.batch * (args.steps + 1)
     batches = [list(range(i, i + args.batch)) for i in range(0, n, args.batch)]
-    results = {}
+    units = np.arange(n)
+    results, losses = {}, {}
 
-    model, _ = fresh_model(args)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-3)
+    model = fresh_model(args, base)
+    net, opt, params = _dp(model, model, args)
 
-    def plain(rows):
+    def previous(rows):
         idx = torch.tensor(rows)
         opt.zero_grad()
-        loss, _ = per_example_loss(model, enc.input_ids[idx], enc.attention_mask[idx], enc.labels[idx])
-        loss.mean().backward()
-        opt.step()
-
-    results["non-private LoRA step"] = time_steps(plain, batches)
-
-    model, _ = fresh_model(args)
-    params = [p for p in model.parameters() if p.requires_grad]
-    net = GradSampleModule(model, loss_reduction="mean")
-    dp_opt = DPOptimizer(torch.optim.AdamW(params, lr=1e-3), noise_multiplier=1.0, max_grad_norm=1.0,
-                         expected_batch_size=args.batch)
-    units = np.arange(n)
-
-    def hooks(rows):
-        idx = torch.tensor(rows)
-        dp_opt.zero_grad()
         loss, _ = per_example_loss(net, enc.input_ids[idx], enc.attention_mask[idx], enc.labels[idx])
+        losses.setdefault("previous", float(loss.mean()))
         loss.mean().backward()
         _per_unit_grad_samples(params, rows, units, rows)
-        dp_opt.step()
+        opt.step()
 
-    results["DP-SGD, per-sample grads (stage)"] = time_steps(hooks, batches)
+    results["previous: whole model each step, fp32"] = time_steps(previous, batches)
     net.remove_hooks()
 
-    model, _ = fresh_model(args)
-    params = [p for p in model.parameters() if p.requires_grad]
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(enc.input_ids), batch_size=args.batch)
-    criterion = torch.nn.CrossEntropyLoss(ignore_index=-100)
-    g_model, g_opt, g_crit, _ = PrivacyEngine().make_private(
-        module=model, optimizer=torch.optim.AdamW(params, lr=1e-3), data_loader=loader, criterion=criterion,
-        noise_multiplier=1.0, max_grad_norm=1.0, grad_sample_mode="ghost", poisson_sampling=False,
-    )
-
-    def ghost(rows):
-        idx = torch.tensor(rows)
-        mask = enc.attention_mask[idx]
-        width = int(mask.sum(dim=1).max())
-        g_opt.zero_grad()
-        logits = g_model(input_ids=enc.input_ids[idx, :width], attention_mask=mask[:, :width]).logits[:, :-1]
-        target = enc.labels[idx, 1:width]
-        loss = g_crit(logits.reshape(-1, logits.size(-1)), target.reshape(-1), shape=logits.shape)
-        loss.backward()
-        g_opt.step()
-
-    results["DP-SGD, ghost clipping"] = time_steps(ghost, batches)
-    return results
-
-
-def bench_generation(args, model, tok, prompts):
-    from stages.synthesize.text import generate
-
-    out = {}
-    for label, bs in ((f"batched ({args.gen_batch}/batch, KV cache)", args.gen_batch), ("one record at a time", 1)):
+    cache_seconds = {}
+    for dtype_name, dtype in (("fp32", torch.float32), ("bf16 autocast", torch.bfloat16)):
+        model = fresh_model(args, base)
+        split = split_index(model, args.lora_last_layers)
         start = time.perf_counter()
-        _, tokens = generate(model, tok, prompts, max_new_tokens=args.gen_tokens, temperature=1.0, top_p=0.95,
-                             batch_size=bs, stop_at_newline=False, seed=0)
-        seconds = time.perf_counter() - start
-        out[label] = (tokens, seconds)
-    return out
+        cache = cache_trunk(model, enc, split, batch_size=32, dtype=dtype)
+        cache_seconds[dtype_name] = (time.perf_counter() - start) / n
+        net, opt, params = _dp(model, top_model(model, split), args)
+        bf16 = dtype is torch.bfloat16
+
+        def cached(rows, label=dtype_name, bf16=bf16):
+            opt.zero_grad()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss, _ = net(*batch_from_cache(cache, rows, torch.float32))
+            losses.setdefault(label, float(loss.float().mean()))
+            loss.float().mean().backward()
+            _per_unit_grad_samples(params, rows, units, rows)
+            opt.step()
+
+        results[f"stage: cached trunk, top {args.lora_last_layers} + head, {dtype_name}"] = time_steps(cached, batches)
+        net.remove_hooks()
+    return results, cache_seconds, losses
+
+
+def bench_generation(args, base, tok, controls):
+    """(tokens, seconds) per path, and a few records of the stage's path."""
+    import torch
+
+    from stages.synthesize.engine import generate_records, generation_model
+    from stages.synthesize.params import GenerationParams
+
+    model = fresh_model(args, base)
+    with torch.no_grad():  # a non-zero adapter, as after training, so that merging is not a no-op
+        for name, weight in model.named_parameters():
+            if "lora_B" in name:
+                weight.normal_(0, 1e-3, generator=torch.Generator().manual_seed(0))
+    stage = GenerationParams(n_records=len(controls), oversample=1.0, batch_size=args.gen_batch,
+                             max_new_tokens=args.gen_tokens, temperature=0.8, top_k=50, top_p=0.9,
+                             repetition_penalty=1.1, dtype="bfloat16", max_attempts=1, min_text_chars=10)
+    previous = dataclasses.replace(stage, batch_size=32, dtype="float32", top_k=0, top_p=0.95,
+                                   repetition_penalty=1.0, temperature=0.9)
+    out = {}
+    for label, gen, net in (
+        ("previous: PEFT model unmerged, fp32, batch 32", previous, model.eval()),
+        (f"stage: LoRA merged, bf16, batch {args.gen_batch}, top-k/p, rep. penalty", stage,
+         generation_model(model, "bfloat16")),
+    ):
+        start = time.perf_counter()
+        written = generate_records(net, tok, controls, gen, seed=0)
+        out[label] = (written["tokens"], time.perf_counter() - start)
+        sample = written
+    return out, sample
 
 
 def main():
     import torch
 
-    from stages.synthesize.core import encode_records
-    from stages.synthesize.text import control_prefix
+    from stages.synthesize.encoding import encode_records
+    from stages.synthesize.loading import load_base
 
     args = parse_args()
     rows = load_rows(args.reviews, max(args.batch * (args.steps + 1), args.gen_prompts))
-    model, tok = fresh_model(args)
+    base, tok = load_base(args.base, seed=0)
     enc = encode_records(tok, rows, args.seq_len)
     print(f"base {args.base}; torch threads {torch.get_num_threads()}; CPU load {os.getloadavg()[0]:.1f} "
           "(shared machine: figures may be depressed)")
-    train = bench_training(args, enc)
-    base = train["non-private LoRA step"]
-    print(f"\nLoRA step, batch {args.batch}, seq <= {args.seq_len}, adapters on top {args.lora_last_layers} layers "
+    train, cache_seconds, losses = bench_training(args, base, enc)
+    prev = train["previous: whole model each step, fp32"]
+    print(f"\nDP-SGD step, batch {args.batch}, seq <= {args.seq_len}, adapters on top {args.lora_last_layers} layers "
           f"(median of {args.steps})")
-    print(f"{'mode':36s} {'s/step':>8s} {'x non-private':>14s}")
+    print(f"{'mode':52s} {'s/step':>8s} {'examples/s':>11s} {'x previous':>11s}")
     for name, sec in train.items():
-        print(f"{name:36s} {sec:8.2f} {sec / base:14.2f}")
+        print(f"{name:52s} {sec:8.2f} {args.batch / sec:11.1f} {prev / sec:11.2f}")
+    for name, sec in cache_seconds.items():
+        print(f"one-off trunk cache pass ({name}): {1 / sec:.1f} examples/s")
+    print("first-batch loss: " + ", ".join(f"{k} {v:.4f}" for k, v in losses.items()))
 
-    prompts = [control_prefix(r.rating, r.main_category, len(r.text)) + "\ntitle:" for r in rows.head(args.gen_prompts).itertuples()]
-    gen = bench_generation(args, model, tok, prompts)
+    controls = rows.head(args.gen_prompts).assign(text_chars=rows["text"].str.len())
+    gen, sample = bench_generation(args, base, tok, controls)
     print(f"\ngeneration, {args.gen_prompts} prompts, up to {args.gen_tokens} new tokens each")
-    print(f"{'mode':36s} {'tokens':>8s} {'seconds':>8s} {'tokens/s':>9s}")
+    print(f"{'mode':60s} {'tokens':>7s} {'seconds':>8s} {'tokens/s':>9s} {'x previous':>11s}")
+    first = None
     for name, (tokens, sec) in gen.items():
-        print(f"{name:36s} {tokens:8d} {sec:8.1f} {tokens / sec:9.1f}")
+        first = first or tokens / sec
+        print(f"{name:60s} {tokens:7d} {sec:8.1f} {tokens / sec:9.1f} {tokens / sec / first:11.2f}")
+    print("\nthree records of the stage's path:")
+    for i in range(3):
+        print(f"  [{controls.iloc[i]['rating']}*] {sample['titles'][i]!r} / {sample['texts'][i]!r}")
     print(f"CPU load at the end {os.getloadavg()[0]:.1f}")
 
 

@@ -210,8 +210,11 @@ def build_ledger(synthesize_metrics: Mapping) -> dict:
     for entry in LEDGER:
         record = {"stage": entry.stage, "reads": entry.reads, "releases": entry.releases,
                   "mechanism": entry.mechanism, "guarantee": entry.guarantee, "reason": entry.reason}
-        if entry.guarantee == DP and entry.epsilon_key:
-            if m.get("dp_enabled"):
+        if entry.guarantee == DP and entry.epsilon_key == "epsilon_text" and m.get("fine_tuned") is False:
+            record.update(guarantee=NOT_PRIVATE, epsilon=0.0, delta=None, unit=m.get("privacy_unit"),
+                          reason="generator.epochs is 0: the zero-shot base model was not trained on any record")
+        elif entry.guarantee == DP and entry.epsilon_key:
+            if m.get("epsilon_total") is not None:
                 record.update(epsilon=m.get(entry.epsilon_key), delta=m.get(entry.delta_key),
                               unit=m.get("privacy_unit"))
             else:

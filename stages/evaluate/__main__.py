@@ -84,7 +84,7 @@ def load_inputs(args, params, seed: int):
     members = members[~members["user_id"].astype(str).str.startswith(CANARY_USER_PREFIX)]
 
     def secret_losses(canary, secrets):
-        context, template = canary_context(canary)
+        context, template = canary_context(canary, generator.tokenizer)
         return suffix_losses(generator.model, generator.tokenizer, context,
                              [template.format(secret=s) for s in secrets], batch_size=bs)
 

@@ -202,8 +202,10 @@ def run_evaluate(inputs: EvaluateInputs, params: EvaluateParams, *, seed: int) -
 
     sm = inputs.synthesize_metrics
     metrics["privacy.dp_enabled"] = bool(sm.get("dp_enabled", False))
-    # The released dataset's budget: the text generator's composed with the tabular model's.
-    dp_on = bool(sm.get("dp_enabled"))
+    metrics["privacy.fine_tuned"] = bool(sm.get("fine_tuned", True))
+    # The released dataset's budget: the text generator's composed with the tabular model's
+    # (null when the release is not private; the zero-shot text model adds nothing).
+    dp_on = sm.get("epsilon_total") is not None
     metrics["privacy.epsilon"] = sm.get("epsilon_total") if dp_on else None
     metrics["privacy.delta"] = sm.get("delta_total") if dp_on else None
     metrics["privacy.epsilon_text"] = sm.get("epsilon_text") if dp_on else None

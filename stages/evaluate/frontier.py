@@ -27,7 +27,8 @@ def frontier_points(runs: Sequence[dict], names: Sequence[str] = ()) -> pd.DataF
         majority, real = m.get("utility.real.majority.macro_f1"), m.get(f"utility.real.{model}.macro_f1")
         rows.append({
             "name": tags.get("dvc_exp_name") or run["run_id"][:8],
-            "epsilon": m.get("privacy.epsilon") if m.get("privacy.dp_enabled", 1.0) else None,
+            "epsilon": m.get("privacy.epsilon")  # zero-shot (not fine-tuned) sits at epsilon 0
+            if m.get("privacy.dp_enabled", 1.0) or not m.get("privacy.fine_tuned", 1.0) else None,
             "utility_ratio": ratio,
             "floor_ratio": majority / real if majority is not None and real else None,
             "tfidf_ratio": m.get("utility.ratio.tfidf.macro_f1"),

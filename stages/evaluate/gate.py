@@ -45,7 +45,9 @@ def check_gate(metrics: Mapping[str, object], gate: GateParams) -> GateResult:
 
     # privacy.epsilon is the released dataset's: text generator and tabular model composed
     epsilon = metrics.get("privacy.epsilon")
-    if metrics.get("privacy.dp_enabled") is False or epsilon is None:
+    # a fine-tuned generator without DP-SGD makes the release non-private, whatever the tabular model
+    non_private = metrics.get("privacy.dp_enabled") is False and metrics.get("privacy.fine_tuned") is not False
+    if non_private or epsilon is None:
         result.checks["epsilon"] = (False, None, f"<= {gate.max_epsilon:g} (the release is not private)")
     else:
         result.checks["epsilon"] = (is_number(epsilon) and epsilon <= gate.max_epsilon, epsilon,

@@ -20,8 +20,7 @@ def record_losses(model, tokenizer, frame: pd.DataFrame, *, max_len: int, batch_
     import torch
     from tqdm.auto import tqdm
 
-    from stages.synthesize.core import encode_records
-    from stages.synthesize.text import per_example_loss
+    from stages.synthesize.encoding import encode_records, per_example_loss
 
     out = np.empty(len(frame), dtype=np.float64)
     model.eval()
@@ -36,24 +35,28 @@ def record_losses(model, tokenizer, frame: pd.DataFrame, *, max_len: int, batch_
 
 
 def base_losses(model, tokenizer, frame: pd.DataFrame, *, max_len: int, batch_size: int, desc: str) -> np.ndarray:
-    """`record_losses` under the base model: the PEFT generator with its adapter switched off."""
+    """`record_losses` under the base model: the PEFT generator with its adapter switched off.
+
+    A zero-shot generator is the base model itself: its losses are the reference.
+    """
     if not hasattr(model, "disable_adapter"):
-        raise PipelineInputError("the generator has no LoRA adapter to switch off; rerun synthesize.")
+        return record_losses(model, tokenizer, frame, max_len=max_len, batch_size=batch_size, desc=desc)
     with model.disable_adapter():
         return record_losses(model, tokenizer, frame, max_len=max_len, batch_size=batch_size, desc=desc)
 
 
-def canary_context(canary: dict) -> tuple[str, str]:
+def canary_context(canary: dict, tokenizer) -> tuple[str, str]:
     """(context, suffix template) of a canary's training example, split just before its secret.
 
     The secret ends the text, so every candidate secret shares the context and only the
     suffix `" <secret>."` differs; the context is run once and cached.
     """
-    from stages.synthesize.text import control_prefix, format_example
+    from types import SimpleNamespace
 
-    prompt, completion = format_example(control_prefix(canary["rating"], None, len(canary["text"])),
-                                        canary["title"], canary["text"])
-    full = prompt + completion
+    from stages.synthesize.prompts import format_response, record_prompt
+
+    row = SimpleNamespace(rating=canary["rating"], main_category=None, text=canary["text"], product_title=None)
+    full = record_prompt(tokenizer, row) + format_response(canary["title"], canary["text"])
     if not canary["secret"] or canary["secret"] not in full:
         raise PipelineInputError(
             f"canary {canary.get('canary_id')}: its secret does not occur in its text; the canaries file "

@@ -22,6 +22,9 @@ TRAIN_KEYS = {
     "ratio.lora.macro_f1": "ratio.lora.macro_f1",
     "ratio.tfidf.accuracy": "ratio.tfidf.accuracy",
     "ratio.tfidf.macro_f1": "ratio.tfidf.macro_f1",
+    "lift.lora.macro_f1": "lift.lora.macro_f1",
+    "lift.tfidf.macro_f1": "lift.tfidf.macro_f1",
+    "train_rows_equal": "train_rows_equal",
 }
 
 

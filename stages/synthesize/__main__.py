@@ -97,11 +97,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             run.log_artifact(args.plots_dir / "train_loss.png", "plots")
         _register(args, result)
     m = result.metrics
-    eps = "off (non-private baseline)" if not m["dp_enabled"] else (
-        f"{m['epsilon_total']:.3f} for the release ({m['composition']} composition of text {m['epsilon_text']:.3f} "
-        f"and tabular {m['epsilon_tabular']:g}; delta {m['delta_total']:g}, unit {m['privacy_unit']})")
+    text = ("0 for the text (zero-shot: no fine-tuning)" if not m["fine_tuned"]
+            else f"text {m['epsilon_text']:.3f}" if m["dp_enabled"] else "the text model is not private")
+    eps = "off (non-private baseline)" if m["epsilon_total"] is None else (
+        f"{m['epsilon_total']:.3f} for the release ({m['composition']} composition: {text}, "
+        f"tabular {m['epsilon_tabular']:g}; delta {m['delta_total']:g}, unit {m['privacy_unit']})")
     print(
-        f"synthesize: {m['records_written']} of {m['generated_requested']} records written "
+        f"synthesize: {m['records_written']} records written (target {m['records_target']}, "
+        f"{m['generated_requested']} generated, {m['records_surplus_discarded']} surplus discarded; "
         f"(parse {m['dropped_parse']}, exact {m['dropped_exact_match']}, n-gram {m['dropped_ngram_overlap']}, "
         f"PII {m['dropped_pii']} dropped); DP epsilon {eps}; val loss {m['val_loss']:.3f} "
         f"(base {m['val_loss_base']:.3f}); {m['seconds']['total']:.0f}s"
@@ -128,7 +131,9 @@ def _register(args, result) -> None:
     from stages.tracking import log_registered_model
 
     m = result.metrics
-    privacy = f"DP-SGD epsilon {m['epsilon']:.3g} (delta {m['delta']:g})" if m["dp_enabled"] else "NOT differentially private"
+    privacy = ("zero-shot: not fine-tuned, the base model saw no record" if not m["fine_tuned"]
+               else f"DP-SGD epsilon {m['epsilon']:.3g} (delta {m['delta']:g})" if m["dp_enabled"]
+               else "NOT differentially private")
     log_registered_model(
         loader="stages.synthesize.generator:ReviewGenerator",
         artifacts={"generator": args.generator_dir},
@@ -139,10 +144,11 @@ def _register(args, result) -> None:
                     "candidate: the evaluate stage's gate writes its verdict here and moves `champion` "
                     "only when every check holds.",
         tags={
-            "epsilon": m["epsilon"] if m["dp_enabled"] else "none (non-private)",
+            "epsilon": m["epsilon"] if m["dp_enabled"] or not m["fine_tuned"] else "none (non-private)",
+            "fine_tuned": m["fine_tuned"],
             "delta": m["delta"],
             # the released dataset's budget: the generator's composed with the tabular model's
-            "epsilon_total": m["epsilon_total"] if m["dp_enabled"] else "none (non-private)",
+            "epsilon_total": m["epsilon_total"] if m["epsilon_total"] is not None else "none (non-private)",
             "delta_total": m["delta_total"],
             "epsilon_text": m["epsilon_text"],
             "epsilon_tabular": m["epsilon_tabular"],

@@ -49,9 +49,11 @@ def compose(text: Mapping, tabular: Mapping, *, dp_enabled: bool) -> dict:
         return {"epsilon_total": None, "delta_total": None, "epsilon_text": None, "epsilon_tabular": None,
                 "delta_tabular": None, "rho_tabular": None, "composition": "none (non-private)"}
     eps_text, eps_tab = float(text["epsilon"]), float(tabular["epsilon"])
-    delta_total = float(text["delta"]) + float(tabular["delta"])
+    # the zero-shot reference's text model saw no private data: epsilon 0, no delta, nothing to compose
+    zero_shot = eps_text == 0.0 and not text.get("steps")
+    delta_total = (0.0 if zero_shot else float(text["delta"])) + float(tabular["delta"])
     basic = eps_text + eps_tab
-    rdp = rdp_epsilon(text, float(tabular["rho"]), delta_total)
+    rdp = None if zero_shot else rdp_epsilon(text, float(tabular["rho"]), delta_total)
     tighter = rdp is not None and rdp < basic
     return {
         "epsilon_total": rdp if tighter else basic,
@@ -62,5 +64,5 @@ def compose(text: Mapping, tabular: Mapping, *, dp_enabled: bool) -> dict:
         "rho_tabular": float(tabular["rho"]),
         "epsilon_total_basic": basic,
         "epsilon_total_rdp": rdp,
-        "composition": "rdp" if tighter else "basic",
+        "composition": "tabular only (zero-shot text)" if zero_shot else "rdp" if tighter else "basic",
     }

@@ -3,13 +3,18 @@
 1. The structured columns are modelled: DP noisy marginals (OpenDP) unless dp is disabled, then SDV.
 2. The training reviews are prepared: bounded to k per user (unit=user), capped at
    max_train_rows, checked against min_train_rows, and the canaries are planted.
-3. LoRA adapters on the base LM are fine-tuned on them, with DP-SGD unless disabled.
-4. N structured rows are sampled; the LM writes each one's title and body.
+3. LoRA adapters on the base LM are fine-tuned on them (prompt: the base's chat
+   template, loss on the response), with DP-SGD unless disabled. epochs 0 skips this:
+   the zero-shot reference, whose text model has seen no data (text epsilon 0).
+4. n_records x oversample structured rows are sampled; the LM writes each one's title
+   and body (LoRA merged, bf16, fixed seeded batches).
 5. The privacy filters drop memorised and PII-bearing texts; every drop is counted.
+   The first n_records survivors are written; the surplus is counted and discarded.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -19,14 +24,15 @@ from tqdm.auto import tqdm
 
 from stages.errors import PipelineInputError, SchemaError, SynthguardError
 from stages.schema import COLUMNS, RECORD_SCHEMA
+from stages.synthesize.budget import compose
 from stages.synthesize.canaries import insert_canaries, make_canaries
-from stages.synthesize.dp import bound_contributions, plan_steps, train_lora, unit_index
+from stages.synthesize.dp import TrainResult, bound_contributions, plan_steps, train_lora, unit_index, zero_shot_privacy
+from stages.synthesize.encoding import encode_records, held_out_loss
 from stages.synthesize.filters import Analyzer, MemorisationFilter, pii_findings
 from stages.synthesize.generator import ReviewGenerator, attach_lora, base_checksum, generator_config
-from stages.synthesize.budget import compose
+from stages.synthesize.loading import load_base
 from stages.synthesize.params import SynthesizeParams
 from stages.synthesize.tabular import TabularModel, fit_tabular
-from stages.synthesize.text import Encoded, control_prefix, encode_examples, format_example, held_out_loss, load_base
 
 SYNTHETIC_SPLIT = "synthetic"
 
@@ -88,16 +94,6 @@ def prepare_training(train: pd.DataFrame, params: SynthesizeParams, *, seed: int
     return rows, canaries, counts
 
 
-def encode_records(tokenizer, frame: pd.DataFrame, max_len: int) -> Encoded:
-    """Encode record-schema rows as training examples."""
-    pairs = [
-        format_example(control_prefix(r.rating, r.main_category, len(r.text)), r.title, r.text)
-        for r in frame.itertuples(index=False)
-    ]
-    prompts, completions = zip(*pairs) if pairs else ((), ())
-    return encode_examples(tokenizer, prompts, completions, max_len)
-
-
 def run_synthesize(train: pd.DataFrame, val: pd.DataFrame, params: SynthesizeParams, *, seed: int,
                    analyzer: Analyzer) -> SynthesizeResult:
     """Pure: fit SDV and the (DP) generator on `train`, generate, filter; nothing is written."""
@@ -127,27 +123,34 @@ def run_synthesize(train: pd.DataFrame, val: pd.DataFrame, params: SynthesizePar
     lap("load_base")
 
     gen = params.generator
-    encoded = encode_records(tokenizer, rows, gen.max_seq_len)
     val_rows = val.sample(n=min(gen.eval_rows, len(val)), random_state=seed) if len(val) else val
     val_encoded = encode_records(tokenizer, val_rows, gen.max_seq_len)
     before = held_out_loss(base, val_encoded, gen.batch_size) if len(val_rows) else None
-    model = attach_lora(base, gen)
     lap("prepare")
 
-    with tqdm(desc="synthesize: fine-tune", unit="step", disable=None) as bar:
-        trained = train_lora(model, encoded, units, gen, params.dp, seed=seed, progress=bar)
-    lap("train")
-    after = held_out_loss(model, val_encoded, gen.batch_size) if len(val_rows) else None
-    lap("eval")
+    if gen.epochs > 0:
+        model = attach_lora(base, gen)
+        encoded = encode_records(tokenizer, rows, gen.max_seq_len)
+        with tqdm(desc="synthesize: fine-tune", unit="step", disable=None) as bar:
+            trained = train_lora(model, encoded, units, gen, params.dp, seed=seed, progress=bar)
+        lap("train")
+        after = held_out_loss(model, val_encoded, gen.batch_size) if len(val_rows) else None
+        lap("eval")
+    else:  # the zero-shot reference: the base model as it is
+        model, after = base, before
+        trained = TrainResult(privacy=zero_shot_privacy(params.dp, int(units.max()) + 1))
+        timings.update(train=0.0, eval=0.0)
 
     privacy = trained.privacy
     generator = ReviewGenerator(
         model, tokenizer,
-        generator_config(gen, params.generation, base_sha256=checksum, seed=seed, base_seed=seed, privacy=privacy),
+        generator_config(gen, params.generation, base_sha256=checksum, seed=seed, base_seed=seed, privacy=privacy,
+                         tokenizer=tokenizer),
     )
     n = params.generation.n_records
-    controls = tabular.sample(n, seed=seed)
-    with tqdm(total=n, desc="synthesize: generate", unit="record", disable=None) as bar:
+    requested = math.ceil(n * params.generation.oversample)
+    controls = tabular.sample(requested, seed=seed)
+    with tqdm(total=requested, desc="synthesize: generate", unit="record", disable=None) as bar:
         written = generator.write(controls, params.generation, seed=seed, progress=bar)
     gen_seconds = time.perf_counter() - clock
     lap("generate")
@@ -155,10 +158,12 @@ def run_synthesize(train: pd.DataFrame, val: pd.DataFrame, params: SynthesizePar
     # Memorisation is checked against the whole training split (and the canaries), not only the rows trained on.
     reference = pd.concat([train["text"], rows["text"]], ignore_index=True)
     records, filter_counts = _filter_and_assemble(controls, written, tabular, reference, params, analyzer)
+    surplus = max(0, len(records) - n)
+    records = records.iloc[:n]
     lap("filter")
     if records.empty:
         raise GenerationError(
-            f"generation produced no usable record: of {n} requested, {written['failed']} failed to parse "
+            f"generation produced no usable record: of {requested} requested, {written['failed']} failed to parse "
             f"after {params.generation.max_attempts} attempts and {sum(filter_counts['dropped'].values())} "
             "were dropped by the privacy filters. Train longer (generator.epochs), raise generation.max_attempts "
             "or generation.max_new_tokens, or check the base model."
@@ -170,26 +175,33 @@ def run_synthesize(train: pd.DataFrame, val: pd.DataFrame, params: SynthesizePar
     tail = losses[-max(1, min(10, len(losses) // 10 or 1)) :]
     metrics = {
         **{k: v for k, v in privacy.items() if k not in ("unit",)},
-        "epsilon": privacy["epsilon"] if privacy["dp_enabled"] else None,
+        # the text model's epsilon: the accountant's (DP), 0 (zero-shot: no data seen), None (non-private)
+        "epsilon": privacy["epsilon"] if privacy["dp_enabled"] or not generator.fine_tuned else None,
+        "fine_tuned": generator.fine_tuned,
         "privacy_unit": privacy["unit"],
         "max_reviews_per_user": params.dp.max_reviews_per_user if params.dp.unit == "user" else None,
-        **compose(privacy, tabular.privacy_, dp_enabled=privacy["dp_enabled"]),
+        # the release: DP when dp.enabled (the tabular model always is then; the zero-shot text model saw no data)
+        **compose(privacy, tabular.privacy_, dp_enabled=params.dp.enabled),
         **{f"tabular_{k}": v for k, v in tabular.privacy_.items() if k not in ("epsilon", "delta", "rho")},
         **counts,
         "canaries": len(canaries),
         "train_examples_seen": trained.examples_seen,
+        "train_examples_per_second": round(trained.examples_seen / max(trained.seconds - trained.cache_seconds, 1e-9), 3)
+        if trained.examples_seen else None,
         "train_loss_start": float(np.mean(head)) if losses else None,
         "train_loss_end": float(np.mean(tail)) if losses else None,
         "val_rows": len(val_rows),
         "val_loss_base": before["loss"] if before else None,
         "val_loss": after["loss"] if after else None,
         "val_perplexity": after["perplexity"] if after else None,
-        "generated_requested": n,
+        "records_target": n,
+        "generated_requested": requested,
         "parse_failures": written["parse_failures"],
         "dropped_parse": written["failed"],
         **{f"dropped_{k}": v for k, v in filter_counts["dropped"].items()},
         "pii_entities_found": filter_counts["pii_entities"],
         "records_written": len(records),
+        "records_surplus_discarded": surplus,
         "generated_tokens": written["tokens"],
         "generation_tokens_per_second": round(written["tokens"] / max(gen_seconds, 1e-9), 2),
         "seconds": timings,
@@ -239,7 +251,7 @@ def _filter_and_assemble(controls, written, tabular, reference, params, analyzer
         "helpful_vote": kept["helpful_vote"].astype("Int32"),
         "verified_purchase": kept["verified_purchase"].astype("boolean"),
         "n_images": kept["n_images"].fillna(0).astype("int32"),
-        "product_title": None,
+        "product_title": None,  # no real product: SDV does not model titles, and the prompts had none
         "main_category": kept["main_category"].astype(object),
         "price": kept["price"].astype("Float64"),
         "split": SYNTHETIC_SPLIT,

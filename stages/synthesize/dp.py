@@ -7,6 +7,9 @@ and lets Opacus compute per-example gradients of the LoRA weights. Those are sum
 into one gradient per unit before Opacus clips, averages and noises them, so the
 clipping bound, the sampling and hence the accountant's (epsilon, delta) are all per
 unit. With `user` each user keeps at most k reviews (see `bound_contributions`).
+
+The frozen trunk below the adapters runs once (`trunk.cache_trunk`); each step runs
+only the adapted top layers and the head, optionally under bf16 autocast.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ import numpy as np
 
 from stages.errors import PrivacyBudgetError
 from stages.synthesize.params import DPParams, GeneratorParams
-from stages.synthesize.text import Encoded, per_example_loss
+from stages.synthesize.encoding import Encoded, per_example_loss
+from stages.synthesize.trunk import batch_from_cache, cache_trunk, split_index, supports_trunk, top_model
 
 
 def bound_contributions(user_ids, k: int, seed: int) -> np.ndarray:
@@ -79,6 +83,8 @@ class StepPlan:
 
 def plan_steps(n_units: int, gen: GeneratorParams, dp: DPParams) -> StepPlan:
     """Sampling rate, steps and (DP) noise multiplier; raises PrivacyBudgetError before any work is done."""
+    if gen.epochs == 0:  # the zero-shot reference: no step, no noise, nothing spent
+        return StepPlan(n_units, 0.0, 0, 0, 0.0)
     q = min(1.0, gen.batch_size / n_units)
     steps_per_epoch = max(1, int(1 / q))  # as Opacus' Poisson sampler counts an epoch
     steps = max(1, int(math.ceil(gen.epochs * steps_per_epoch)))
@@ -101,6 +107,7 @@ class TrainResult:
     steps: int = 0
     seconds: float = 0.0
     examples_seen: int = 0
+    cache_seconds: float = 0.0  # of `seconds`: the one pass of the frozen trunk
     privacy: dict = field(default_factory=dict)
 
 
@@ -123,6 +130,23 @@ def train_lora(model, encoded: Encoded, units: np.ndarray, gen: GeneratorParams,
     optimizer = torch.optim.AdamW(params, lr=gen.learning_rate, weight_decay=0.0)
     generator = torch.Generator().manual_seed(seed)
     result = TrainResult()
+    bf16 = gen.train_dtype == "bfloat16"
+    start = time.perf_counter()
+
+    if supports_trunk(model):
+        split = split_index(model, gen.lora_last_layers)
+        cache = cache_trunk(model, encoded, split, batch_size=32, dtype=torch.bfloat16 if bf16 else torch.float32)
+        trainee = top_model(model, split)
+        result.cache_seconds = time.perf_counter() - start
+
+        def batch_loss(net, rows):
+            return net(*batch_from_cache(cache, rows, torch.float32))
+    else:
+        trainee = model
+
+        def batch_loss(net, rows):
+            idx = torch.tensor(rows)
+            return per_example_loss(net, encoded.input_ids[idx], encoded.attention_mask[idx], encoded.labels[idx])
 
     if dp.enabled:
         from opacus import GradSampleModule
@@ -130,7 +154,7 @@ def train_lora(model, encoded: Encoded, units: np.ndarray, gen: GeneratorParams,
         from opacus.optimizers import DPOptimizer
         from opacus.utils.uniform_sampler import UniformWithReplacementSampler
 
-        net = GradSampleModule(model, loss_reduction="mean")
+        net = GradSampleModule(trainee, loss_reduction="mean")
         optimizer = DPOptimizer(
             optimizer,
             noise_multiplier=sigma,
@@ -145,7 +169,7 @@ def train_lora(model, encoded: Encoded, units: np.ndarray, gen: GeneratorParams,
         assert len(sampler) == steps_per_epoch, "the sampler's epoch must match the accounted steps"
         batches = (b for _ in range(math.ceil(steps / steps_per_epoch)) for b in sampler)
     else:
-        net, accountant = model, None
+        net, accountant = trainee, None
         rng = np.random.default_rng(seed)
         batches = (
             perm[i : i + gen.batch_size].tolist()
@@ -155,14 +179,13 @@ def train_lora(model, encoded: Encoded, units: np.ndarray, gen: GeneratorParams,
         )
 
     net.train()
-    start = time.perf_counter()
     for step, sampled in zip(range(steps), batches):
         rows = [r for u in sampled for r in members[u]]
         optimizer.zero_grad(set_to_none=True)
         if rows:
-            idx = torch.tensor(rows)
-            loss, _ = per_example_loss(net, encoded.input_ids[idx], encoded.attention_mask[idx], encoded.labels[idx])
-            loss.mean().backward()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss, _ = batch_loss(net, rows)
+            loss.float().mean().backward()
             result.losses.append(float(loss.detach().mean()))
             result.examples_seen += len(rows)
         if dp.enabled:
@@ -197,6 +220,15 @@ def train_lora(model, encoded: Encoded, units: np.ndarray, gen: GeneratorParams,
     return result
 
 
+def zero_shot_privacy(dp: DPParams, n_units: int) -> dict:
+    """The privacy figures of the zero-shot reference: no training, so nothing of the data is in the text model."""
+    return {
+        "dp_enabled": False, "epsilon": 0.0, "target_epsilon": None, "delta": None, "noise_multiplier": 0.0,
+        "sample_rate": 0.0, "steps": 0, "max_grad_norm": None, "accountant": None, "unit": dp.unit,
+        "n_units": n_units,
+    }
+
+
 def _per_unit_grad_samples(params, rows, units, sampled) -> None:
     """Sum Opacus' per-example gradients into one per sampled unit, so that clipping is per unit."""
     import torch
@@ -210,6 +242,6 @@ def _per_unit_grad_samples(params, rows, units, sampled) -> None:
     index = torch.tensor([slot[int(units[r])] for r in rows])
     for p in params:
         gs = p.grad_sample
-        per_unit = torch.zeros((len(sampled), *p.shape), dtype=gs.dtype)
-        per_unit.index_add_(0, index, gs)
+        per_unit = torch.zeros((len(sampled), *p.shape), dtype=p.dtype)  # bf16 autocast: sum and clip in fp32
+        per_unit.index_add_(0, index, gs.to(p.dtype))
         p.grad_sample = per_unit

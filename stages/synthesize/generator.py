@@ -1,8 +1,9 @@
-"""ReviewGenerator: the fine-tuned LM behind one interface for the stage, its tests and MLflow.
+"""ReviewGenerator: the (fine-tuned or zero-shot) LM behind one interface for the stage, its tests and MLflow.
 
-Saved as a folder: `adapter/` (the PEFT LoRA weights), `tokenizer/` (the base model's
+Saved as a folder: `adapter/` (the PEFT LoRA weights; absent for the zero-shot
+reference, `config.json` then says `fine_tuned: false`), `tokenizer/` (the base model's
 public tokenizer, saved for convenience), `config.json` (the base model reference and
-its checksum, LoRA and generation settings, the prefix format). The base weights are
+its checksum, LoRA and generation settings, the prompt format). The base weights are
 not copied: they are found again from the reference and checked against the checksum.
 """
 
@@ -17,17 +18,11 @@ import pandas as pd
 
 from stages.errors import PipelineInputError
 from stages.synthesize.params import TINY_LLAMA, GenerationParams, GeneratorParams
-from stages.synthesize.text import (
-    REVIEW_MARK,
-    control_prefix,
-    generate,
-    load_base,
-    parse_body,
-    parse_title,
-    resolve_base_model,
-)
+from stages.synthesize.engine import generate_records, generation_model
+from stages.synthesize.loading import load_base, resolve_base_model
+from stages.synthesize.prompts import PLAIN_TEMPLATE, SYSTEM, has_chat_template
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: chat-template instruction prompts, one pass with a "Title:" line
 
 
 def base_checksum(model, base_model: str) -> str:
@@ -75,32 +70,43 @@ def attach_lora(model, gen: GeneratorParams):
 
 
 class ReviewGenerator:
-    """A LoRA-tuned causal LM that writes a title and body for given structured values."""
+    """A causal LM (LoRA-tuned, or the base itself for zero-shot) that writes a title and body per control row."""
 
     def __init__(self, model, tokenizer, config: dict):
         self.model = model
         self.tokenizer = tokenizer
         self.config = config
+        self._generation_model = None  # the merged, cast copy, built on first use
+        self._generation_dtype = None
+
+    @property
+    def fine_tuned(self) -> bool:
+        """False for the zero-shot reference (no adapter, nothing learned from the data)."""
+        return bool(self.config.get("fine_tuned", True))
 
     # ------------------------------------------------------------ persistence
 
     def save(self, directory: Path) -> None:
-        """Write adapter/, tokenizer/ and config.json into `directory`."""
+        """Write adapter/ (fine-tuned only), tokenizer/ and config.json into `directory`."""
         directory.mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(str(directory / "adapter"))
+        if self.fine_tuned:
+            self.model.save_pretrained(str(directory / "adapter"))
         self.tokenizer.save_pretrained(str(directory / "tokenizer"))
         (directory / "config.json").write_text(json.dumps(self.config, indent=2, sort_keys=True) + "\n")
 
     @classmethod
     def load_dir(cls, directory: str | Path) -> ReviewGenerator:
         """Rebuild the generator from a saved folder; the base model must still be where it was."""
-        from peft import PeftModel
-
         directory = Path(directory)
         config_path = directory / "config.json"
         if not config_path.is_file():
             raise PipelineInputError(f"{directory} holds no generator (config.json is missing); rerun synthesize.")
         config = json.loads(config_path.read_text())
+        if config.get("format_version") != FORMAT_VERSION:
+            raise PipelineInputError(
+                f"{directory} holds a generator of format {config.get('format_version')}, this code reads "
+                f"format {FORMAT_VERSION}; rerun synthesize."
+            )
         base, tokenizer = load_base(config["base_model"], seed=config["base_seed"])
         checksum = base_checksum(base, config["base_model"])
         if checksum != config["base_sha256"]:
@@ -108,7 +114,11 @@ class ReviewGenerator:
                 f"the base model {config['base_model']!r} differs from the one the adapter was trained on "
                 "(checksum mismatch); restore that base model or rerun synthesize."
             )
-        model = PeftModel.from_pretrained(base, str(directory / "adapter"))
+        model = base
+        if config["fine_tuned"]:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(base, str(directory / "adapter"))
         model.eval()
         return cls(model, tokenizer, config)
 
@@ -120,63 +130,33 @@ class ReviewGenerator:
     # ------------------------------------------------------------ generation
 
     def write(self, controls: pd.DataFrame, gen: GenerationParams, *, seed: int, progress=None) -> dict:
-        """Title and body per control row, retrying parse failures; returns texts and counts.
+        """Title and body per control row, retrying parse failures; returns texts, prompts and counts.
 
-        `controls` has rating, main_category and text_chars. Rows that still fail after
-        `gen.max_attempts` have text None and are counted in `failed`.
+        `controls` has rating, main_category and text_chars (product_title optional). Rows
+        that still fail after `gen.max_attempts` have text None and are counted in `failed`.
         """
-        prefixes = [
-            control_prefix(r.rating, r.main_category, r.text_chars) for r in controls.itertuples(index=False)
-        ]
-        n = len(prefixes)
-        titles: list[str | None] = [None] * n
-        texts: list[str | None] = [None] * n
-        pending = list(range(n))
-        failures = 0
-        tokens = 0
-        common = dict(temperature=gen.temperature, top_p=gen.top_p, batch_size=gen.batch_size)
-        for attempt in range(gen.max_attempts):
-            if not pending:
-                break
-            round_seed = seed + 1_000_003 * attempt
-            prompts = [prefixes[i] + "\ntitle:" for i in pending]
-            raw_titles, t1 = generate(self.model, self.tokenizer, prompts, max_new_tokens=gen.max_title_tokens,
-                                      stop_at_newline=True, seed=round_seed, **common)
-            got_titles = [parse_title(t) for t in raw_titles]
-            prompts = [
-                f"{p}{' ' + t if t else ''}{REVIEW_MARK}" for p, t in zip(prompts, got_titles)
-            ]
-            raw_bodies, t2 = generate(self.model, self.tokenizer, prompts, max_new_tokens=gen.max_new_tokens,
-                                      stop_at_newline=False, seed=round_seed + 1, progress=progress, **common)
-            tokens += t1 + t2
-            still = []
-            for i, title, raw in zip(pending, got_titles, raw_bodies):
-                body = parse_body(raw, gen.min_text_chars)
-                if body is None:
-                    failures += 1
-                    still.append(i)
-                else:
-                    titles[i], texts[i] = title, body
-            pending = still
-        return {"titles": titles, "texts": texts, "parse_failures": failures, "failed": len(pending),
-                "tokens": tokens, "prefixes": prefixes}
+        if self._generation_model is None or self._generation_dtype != gen.dtype:
+            self._generation_model = generation_model(self.model, gen.dtype)
+            self._generation_dtype = gen.dtype
+        return generate_records(self._generation_model, self.tokenizer, controls, gen, seed=seed, progress=progress)
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """MLflow: control columns (rating, main_category, text_chars) -> title and text per row."""
+        """MLflow: control columns (rating, main_category, text_chars, product_title) -> title and text per row."""
         gen = GenerationParams(**self.config["generation"])
         frame = frame.copy()
-        for col in ("main_category", "text_chars"):
+        for col in ("main_category", "text_chars", "product_title"):
             if col not in frame:
                 frame[col] = None
-        out = self.write(frame[["rating", "main_category", "text_chars"]], gen, seed=self.config["seed"])
+        out = self.write(frame[["rating", "main_category", "text_chars", "product_title"]], gen, seed=self.config["seed"])
         return pd.DataFrame({"title": out["titles"], "text": out["texts"]})
 
 
 def generator_config(gen: GeneratorParams, generation: GenerationParams, *, base_sha256: str, seed: int,
-                     base_seed: int, privacy: dict) -> dict:
+                     base_seed: int, privacy: dict, tokenizer) -> dict:
     """The config.json of a saved generator."""
     return {
         "format_version": FORMAT_VERSION,
+        "fine_tuned": gen.epochs > 0,
         "base_model": gen.base_model,
         "base_sha256": base_sha256,
         "base_seed": base_seed,
@@ -186,5 +166,8 @@ def generator_config(gen: GeneratorParams, generation: GenerationParams, *, base
         "generation": asdict(generation),
         "seed": seed,
         "privacy": privacy,
-        "prompt_format": "<control prefix>\\ntitle: <title>\\nreview: <text><eos>",
+        "prompt_format": (
+            f"the base's chat template: system {SYSTEM!r}, user <instruction>, assistant 'Title: <title>\\n<text>'"
+            if has_chat_template(tokenizer) else f"plain: {PLAIN_TEMPLATE!r}, then 'Title: <title>\\n<text><eos>'"
+        ),
     }

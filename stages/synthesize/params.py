@@ -66,14 +66,17 @@ class GeneratorParams:
     target_modules: tuple[str, ...]  # Linear layer names that get adapters, e.g. q_proj, v_proj
     lora_last_layers: int = bounded(min=0)  # adapters only on the top N decoder layers (0: all); backprop stops there
     learning_rate: float = bounded(min=0.0, max=1.0)
-    epochs: float = bounded(min=0.01, max=100.0)  # passes over the privacy units (DP: expected passes)
+    epochs: float = bounded(min=0.0, max=100.0)  # passes over the privacy units (DP: expected); 0: zero-shot, no fine-tuning
     batch_size: int = bounded(min=1, max=4096)  # (expected, under Poisson sampling) units per step
     max_seq_len: int = bounded(min=16, max=4096)  # tokens per training example, prefix included
     max_train_rows: int | None = bounded(min=1)  # sample at most this many training reviews; null: all
     min_train_rows: int = bounded(min=1)  # fewer usable training reviews than this is an error
     eval_rows: int = bounded(min=1)  # real val reviews for held-out loss and perplexity
+    train_dtype: Literal["float32", "bfloat16"]  # bfloat16: autocast of the adapted top and a bf16 trunk cache
 
     def __post_init__(self):
+        if 0 < self.epochs < 0.01:
+            raise ParamsError("epochs: 0 (the zero-shot reference) or at least 0.01")
         if not self.target_modules:
             raise ParamsError("target_modules: give at least one module name, e.g. [q_proj, v_proj]")
 
@@ -100,14 +103,17 @@ class DPParams:
 
 @dataclass(frozen=True)
 class GenerationParams:
-    """Sampling of synthetic records."""
+    """Sampling of synthetic records (one pass: a "Title:" line, then the body)."""
 
-    n_records: int = bounded(min=1)
-    batch_size: int = bounded(min=1, max=1024)
-    max_title_tokens: int = bounded(min=1, max=256)
-    max_new_tokens: int = bounded(min=1, max=4096)  # review body
+    n_records: int = bounded(min=1)  # records to write after every filter (set it to train.max_train_rows or more)
+    oversample: float = bounded(min=1.0, max=10.0)  # generate this many times n_records; the surplus is discarded, counted
+    batch_size: int = bounded(min=1, max=1024)  # prompts per generate call; a batch is seeded from (seed, its index) only
+    max_new_tokens: int = bounded(min=1, max=4096)  # title line and body
     temperature: float = bounded(min=0.01, max=10.0)
+    top_k: int = bounded(min=0)  # 0: off
     top_p: float = bounded(min=0.01, max=1.0)
+    repetition_penalty: float = bounded(min=1.0, max=3.0)  # 1: off
+    dtype: Literal["float32", "bfloat16"]  # weights (LoRA merged in) during generation
     max_attempts: int = bounded(min=1, max=20)  # a record that fails to parse is regenerated this often, then dropped
     min_text_chars: int = bounded(min=1)  # shorter generated bodies count as parse failures
 

@@ -97,10 +97,10 @@ def generator_epsilon(path: Path) -> str:
     if not path.is_file():
         return "n/a"
     metrics = json.loads(path.read_text(encoding="utf-8"))
-    if metrics.get("dp_enabled") is False:
-        return "none (non-private)"
-    epsilon = metrics.get("epsilon_total")
-    return str(epsilon) if is_number(epsilon) else "n/a"
+    epsilon = metrics.get("epsilon_total")  # a zero-shot text model adds 0 to the tabular model's
+    if is_number(epsilon):
+        return str(epsilon)
+    return "none (non-private)" if metrics.get("dp_enabled") is False else "n/a"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -183,6 +183,12 @@ def _print_summary(metrics: dict, sources: Sequence[str]) -> None:
     for key in ("ratio.lora.accuracy", "ratio.lora.macro_f1", "ratio.tfidf.accuracy", "ratio.tfidf.macro_f1"):
         if key in metrics and metrics[key] is not None:
             lines.append(f"  {key} (synthetic/real) {metrics[key]:.3f}")
+    for key in ("lift.lora.macro_f1", "lift.tfidf.macro_f1"):
+        if metrics.get(key) is not None:
+            lines.append(f"  {key} ((synthetic - majority)/(real - majority)) {metrics[key]:.3f}")
+    if metrics.get("train_rows_equal") is False:
+        lines.append(f"  note: unequal training rows (synthetic {metrics['synthetic.rows']}, real {metrics['real.rows']}): "
+                     "the ratios compare unlike sizes; raise synthesize.generation.n_records")
     print("\n".join(lines))
 
 

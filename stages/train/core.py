@@ -115,11 +115,28 @@ def run_train(
             metrics.update({f"{name}.{model}.{k}": v for k, v in classification_report(held_out.ratings, predicted).items()})
         metrics.update({f"{name}.{k}": v for k, v in timings.items()})
     if {"synthetic", "real"} <= set(prepared):
-        for model in ("lora", "tfidf"):
-            for metric in RATIO_METRICS:
-                real = metrics[f"real.{model}.{metric}"]
-                metrics[f"ratio.{model}.{metric}"] = metrics[f"synthetic.{model}.{metric}"] / real if real else None
+        metrics.update(comparison(metrics))
     return result
+
+
+def comparison(metrics: dict) -> dict:
+    """Synthetic against real: the plain ratio, and the lift over the majority-class floor.
+
+    lift = (synthetic - majority) / (real - majority), the majority floor being that of the
+    real training data: a synthetic set that teaches nothing scores 0 however close the
+    plain ratio looks. Both compare like with like only when both sources trained on as
+    many rows (`train_rows_equal`); the stage writes enough synthetic rows for that.
+    """
+    out: dict = {}
+    for model in ("lora", "tfidf"):
+        for metric in RATIO_METRICS:
+            real = metrics[f"real.{model}.{metric}"]
+            out[f"ratio.{model}.{metric}"] = metrics[f"synthetic.{model}.{metric}"] / real if real else None
+        floor = metrics["real.majority.macro_f1"]
+        span = metrics[f"real.{model}.macro_f1"] - floor
+        out[f"lift.{model}.macro_f1"] = (metrics[f"synthetic.{model}.macro_f1"] - floor) / span if span > 0 else None
+    out["train_rows_equal"] = metrics["synthetic.rows"] == metrics["real.rows"]
+    return out
 
 
 def _train_source(name: str, data: _Prepared, test: _Prepared, params: TrainParams, *, seed: int, out_dir: Path):

@@ -108,6 +108,7 @@ def test_dvc_repro_runs_the_pipeline(project):
         assert (dest / "models" / "classifier" / source / "classifier.json").is_file()
         assert 0 <= train[f"{source}.lora.macro_f1"] <= 1 and 0 <= train[f"{source}.tfidf.accuracy"] <= 1
     assert "ratio.lora.accuracy" in train and "ratio.lora.macro_f1" in train
+    assert "lift.lora.macro_f1" in train and "lift.tfidf.macro_f1" in train
     assert (dest / "metrics" / "plots" / "train" / "confusion" / "synthetic_lora.csv").is_file()
     assert runs["train"]["status"] == "FINISHED"
     with sqlite3.connect(dest / "mlflow.db") as db:

@@ -62,6 +62,15 @@ def test_each_failing_check_is_named(change, failed):
     assert result.metrics()["gate.failed_checks"] == len(failed)
 
 
+def test_zero_shot_reference_passes_the_epsilon_check_at_zero():
+    """Not fine-tuned: the text model saw no data, so its epsilon is 0, not 'non-private'."""
+    zero_shot = {**GOOD, "privacy.dp_enabled": False, "privacy.fine_tuned": False, "privacy.epsilon": 0.0}
+    ok, value, _ = check_gate(zero_shot, GATE).checks["epsilon"]
+    assert ok and value == 0.0
+    # a fine-tuned non-private generator still fails, whatever number sits in epsilon
+    assert not check_gate({**zero_shot, "privacy.fine_tuned": True}, GATE).checks["epsilon"][0]
+
+
 def test_mia_check_reports_the_strongest_attack():
     ok, value, limit = check_gate({**GOOD, "privacy.mia.calibrated.auc": 0.55}, GATE).checks["mia_auc"]
     assert ok and value == 0.55 and "strongest" in limit

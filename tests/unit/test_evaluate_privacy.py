@@ -140,12 +140,13 @@ def memorised_generator():
     """A tiny Llama trained until it has memorised CANARY's training example (and nothing else)."""
     import torch
 
-    from stages.synthesize.text import control_prefix, encode_examples, format_example, load_base
+    from stages.synthesize.encoding import encode_records
+    from stages.synthesize.loading import load_base
 
     model, tokenizer = load_base("tiny-llama", seed=0)
-    prompt, completion = format_example(control_prefix(CANARY["rating"], None, len(CANARY["text"])),
-                                        CANARY["title"], CANARY["text"])
-    enc = encode_examples(tokenizer, [prompt], [completion], 256)
+    row = pd.DataFrame([{"rating": CANARY["rating"], "main_category": None, "product_title": None,
+                         "title": CANARY["title"], "text": CANARY["text"]}])
+    enc = encode_records(tokenizer, row, 384)  # the stage's own example format
     optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
     model.train()
     for _ in range(150):
@@ -159,7 +160,7 @@ def memorised_generator():
 
 def _secret_losses(model, tokenizer):
     def loss_of(canary, secrets):
-        context, template = scoring.canary_context(canary)
+        context, template = scoring.canary_context(canary, tokenizer)
         return scoring.suffix_losses(model, tokenizer, context, [template.format(secret=s) for s in secrets],
                                      batch_size=16)
     return loss_of
@@ -187,7 +188,7 @@ def test_suffix_losses_match_the_full_sequence_loss(memorised_generator):
     import torch.nn.functional as F
 
     model, tokenizer = memorised_generator
-    context, template = scoring.canary_context(CANARY)
+    context, template = scoring.canary_context(CANARY, tokenizer)
     suffix = template.format(secret="ABCDEFGHIJKL")
     cached = scoring.suffix_losses(model, tokenizer, context, [suffix, template.format(secret=CANARY["secret"])],
                                    batch_size=2)[0]
@@ -275,26 +276,25 @@ def test_residual_pii_counts_findings_and_those_seen_in_the_raw_data(analyzer):
     assert result["values_in_raw_data"] == 1
 
 
-def test_base_losses_switch_the_lora_adapter_off():
+def test_base_losses_switch_the_lora_adapter_off_and_are_the_losses_of_a_zero_shot_generator():
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from stages.errors import PipelineInputError
-    from stages.synthesize.text import load_base
+    from stages.synthesize.loading import load_base
 
     frame = pd.DataFrame({"rating": [5, 1], "main_category": [None, None], "title": ["Great case", "Broke"],
                           "text": ["Fits my phone well and the buttons work.", "Cracked after a week."]})
     base, tokenizer = load_base("tiny-llama", seed=0)
-    plain = scoring.record_losses(base, tokenizer, frame, max_len=96, batch_size=2, desc="base")
-    with pytest.raises(PipelineInputError, match="no LoRA adapter"):
-        scoring.base_losses(base, tokenizer, frame, max_len=96, batch_size=2, desc="base")
+    plain = scoring.record_losses(base, tokenizer, frame, max_len=256, batch_size=2, desc="base")
+    # a zero-shot generator is the base itself: its reference losses are its own
+    assert np.array_equal(scoring.base_losses(base, tokenizer, frame, max_len=256, batch_size=2, desc="base"), plain)
 
     model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
     with torch.no_grad():
         for name, weight in model.named_parameters():
             if "lora_B" in name:
                 weight.normal_(0, 0.5, generator=torch.Generator().manual_seed(0))  # a trained adapter
-    adapted = scoring.record_losses(model, tokenizer, frame, max_len=96, batch_size=2, desc="adapted")
-    reference = scoring.base_losses(model, tokenizer, frame, max_len=96, batch_size=2, desc="reference")
+    adapted = scoring.record_losses(model, tokenizer, frame, max_len=256, batch_size=2, desc="adapted")
+    reference = scoring.base_losses(model, tokenizer, frame, max_len=256, batch_size=2, desc="reference")
     assert np.allclose(reference, plain, atol=1e-5)
     assert not np.allclose(adapted, plain, atol=1e-3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -16,6 +17,7 @@ from stages.synthesize import GenerationError, run_synthesize
 from stages.synthesize.__main__ import main
 from stages.synthesize.core import to_arrow
 from stages.synthesize.generator import ReviewGenerator
+from stages.synthesize.loading import load_base
 from tests.unit.synthesize_helpers import ROOT, NoPII, quick_params, records
 
 TRAIN = records(120, users=40)
@@ -42,7 +44,11 @@ def test_synthetic_records_follow_the_schema_and_the_sampled_controls(result):
 def test_every_requested_record_is_accounted_for(result):
     m = result.metrics
     dropped = m["dropped_parse"] + m["dropped_exact_match"] + m["dropped_ngram_overlap"] + m["dropped_pii"]
-    assert m["generated_requested"] == m["records_written"] + dropped == quick_params().generation.n_records
+    gen = quick_params().generation
+    assert m["generated_requested"] == m["records_written"] + dropped + m["records_surplus_discarded"]
+    assert m["generated_requested"] == math.ceil(gen.n_records * gen.oversample) and m["records_target"] == gen.n_records
+    assert m["records_written"] <= gen.n_records
+    assert m["records_surplus_discarded"] == 0 or m["records_written"] == gen.n_records
     assert m["records_written"] == len(result.records)
     assert m["train_rows_input"] == 120
     assert m["train_rows_real"] + m["rows_dropped_user_bound"] + m["rows_dropped_max_train_rows"] == 120
@@ -50,7 +56,7 @@ def test_every_requested_record_is_accounted_for(result):
 
 def test_metrics_carry_the_accountants_figures(result):
     m = result.metrics
-    assert m["dp_enabled"] is True and m["privacy_unit"] == "user"
+    assert m["dp_enabled"] is True and m["fine_tuned"] is True and m["privacy_unit"] == "user"
     assert 0 < m["epsilon"] <= m["target_epsilon"] == 8.0
     for key in ("delta", "noise_multiplier", "sample_rate", "steps", "accountant", "n_units"):
         assert m[key] is not None
@@ -76,10 +82,10 @@ def test_conditioning_reaches_the_generator_prompts(result):
     gen = result.generator
     controls = pd.DataFrame({"rating": [2, 5], "main_category": ["Computers", None], "text_chars": [50, 500]})
     out = gen.write(controls, quick_params().generation, seed=0)
-    assert out["prefixes"] == [
-        "rating: 2 | category: Computers | length: short",
-        "rating: 5 | category: unknown | length: long",
-    ]
+    assert "Write a 2-star Amazon review of a product from the Computers category" in out["prompts"][0]
+    assert "It was poor." in out["prompts"][0] and "one or two sentences" in out["prompts"][0]
+    assert "Write a 5-star Amazon review of a product you bought. It was excellent." in out["prompts"][1]
+    assert "detailed" in out["prompts"][1]
 
 
 def test_generator_save_and_load_round_trip(result, tmp_path):
@@ -117,7 +123,7 @@ def test_non_private_baseline_runs_and_says_so():
         ({"generator.base_model": "models/base/absent.gguf"}, PipelineInputError, r"base model .*absent.gguf does not exist"),
         # generation that produces nothing: no body can reach 10,000 characters in 8 tokens
         ({"generation.min_text_chars": 10_000, "generation.max_new_tokens": 8, "generation.n_records": 3},
-         GenerationError, r"generation produced no usable record: of 3 requested, 3 failed to parse"),
+         GenerationError, r"generation produced no usable record: of 4 requested, 4 failed to parse"),
     ],
 )
 def test_errors_say_what_to_change(changes, error, message):
@@ -186,3 +192,20 @@ def test_failed_run_leaves_no_outputs(tmp_path):
     for path in ("data/synthetic/reviews.parquet", "models/generator", "models/tabular", "metrics/synthesize.json"):
         assert not (tmp_path / path).exists(), path
     assert not list(tmp_path.rglob("*.staging"))
+
+
+def test_zero_shot_reference_trains_nothing_and_says_so(tmp_path):
+    result = run_synthesize(TRAIN, VAL, quick_params(**{"generator.epochs": 0.0}), seed=3, analyzer=NoPII())
+    m = result.metrics
+    assert m["fine_tuned"] is False and m["dp_enabled"] is False
+    assert m["epsilon"] == 0.0 and m["steps"] == 0 and m["train_examples_seen"] == 0
+    assert m["val_loss"] == m["val_loss_base"]
+    assert m["records_written"] > 0
+    base, _ = load_base("tiny-llama", seed=3)
+    for (name, a), (_, b) in zip(result.generator.model.state_dict().items(), base.state_dict().items()):
+        assert torch.equal(a, b), name  # the base model, untouched
+    result.generator.save(tmp_path / "gen")
+    assert not (tmp_path / "gen" / "adapter").exists()
+    loaded = ReviewGenerator.load_dir(tmp_path / "gen")
+    assert loaded.fine_tuned is False and not hasattr(loaded.model, "peft_config")
+    json.dumps(m, allow_nan=False)

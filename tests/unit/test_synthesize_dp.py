@@ -7,19 +7,19 @@ import pytest
 import torch
 
 from stages.errors import PrivacyBudgetError
-from stages.synthesize.core import encode_records
+from stages.synthesize.encoding import encode_records
 from stages.synthesize.dp import _per_unit_grad_samples, bound_contributions, noise_for_target, train_lora, unit_index
 from stages.synthesize.generator import attach_lora
-from stages.synthesize.text import load_base
+from stages.synthesize.loading import load_base
 from tests.unit.synthesize_helpers import quick_params, records
 
 
 def _setup(n=60, users=20, **changes):
-    params = quick_params(**{"generator.max_seq_len": 48, **changes})
+    params = quick_params(**{"generator.max_seq_len": 320, **changes})
     model, tok = load_base("tiny-llama", seed=0)
     model = attach_lora(model, params.generator)
     frame = records(n, users=users)
-    return params, model, encode_records(tok, frame, 48), frame
+    return params, model, encode_records(tok, frame, 320), frame
 
 
 @pytest.mark.parametrize("unit", ["record", "user"])

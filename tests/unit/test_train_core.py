@@ -65,6 +65,11 @@ def test_training_on_tiny_data_scores_every_model_per_source(trained):
         assert m[f"{source}.lora.trainable_params"] < m[f"{source}.lora.total_params"]
     assert m["ratio.tfidf.accuracy"] == pytest.approx(m["synthetic.tfidf.accuracy"] / m["real.tfidf.accuracy"])
     assert m["ratio.lora.macro_f1"] == pytest.approx(m["synthetic.lora.macro_f1"] / m["real.lora.macro_f1"])
+    floor = m["real.majority.macro_f1"]
+    for model in ("lora", "tfidf"):
+        lift = (m[f"synthetic.{model}.macro_f1"] - floor) / (m[f"real.{model}.macro_f1"] - floor)
+        assert m[f"lift.{model}.macro_f1"] == pytest.approx(lift)
+    assert m["train_rows_equal"] == (m["synthetic.rows"] == m["real.rows"])
     assert set(result.predictions) == {(s, k) for s in ("synthetic", "real") for k in ("lora", "tfidf", "majority")}
 
 

@@ -1,0 +1,78 @@
+"""The generation engine (seeded fixed batches, merged LoRA) and the cached-trunk training path."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pandas as pd
+import pytest
+import torch
+
+from stages.synthesize.encoding import encode_records, per_example_loss
+from stages.synthesize.engine import batch_seed, generate_batch, generate_records, generation_model
+from stages.synthesize.generator import attach_lora
+from stages.synthesize.loading import load_base
+from stages.synthesize.trunk import batch_from_cache, cache_trunk, split_index, top_model
+from tests.unit.synthesize_helpers import quick_params, records
+
+CONTROLS = pd.DataFrame({"rating": [1, 2, 3, 4, 5], "main_category": ["Computers", None, "Computers", None, None],
+                         "text_chars": [40, 200, 500, None, 60]})
+
+
+def _trained_lora(last_layers=1):
+    params = quick_params(**{"generator.lora_last_layers": last_layers})
+    model, tok = load_base("tiny-llama", seed=0)
+    model = attach_lora(model, params.generator)
+    with torch.no_grad():
+        for name, weight in model.named_parameters():
+            if "lora_B" in name:
+                weight.normal_(0, 0.3, generator=torch.Generator().manual_seed(1))  # as if trained
+    return params, model, tok
+
+
+def test_batches_depend_only_on_seed_and_batch_index():
+    """Splitting the batches across workers (issue 13) cannot change a record."""
+    params, model, tok = _trained_lora()
+    gen = dataclasses.replace(params.generation, batch_size=2, max_new_tokens=12, min_text_chars=1)
+    merged = generation_model(model, gen.dtype)
+    whole = generate_records(merged, tok, CONTROLS, gen, seed=5)
+    # batch 2 on its own (rows 4..5), as another worker would run it
+    alone = generate_batch(merged, tok, CONTROLS.iloc[4:], gen, seed=5, batch_index=2)
+    assert alone.texts == whole["texts"][4:] and alone.titles == whole["titles"][4:]
+    again = generate_records(merged, tok, CONTROLS, gen, seed=5)
+    assert again["texts"] == whole["texts"] and again["tokens"] == whole["tokens"] > 0
+    assert len({batch_seed(5, i, a) for i in range(50) for a in range(3)}) == 150
+    assert len(whole["prompts"]) == 5 and "5-star" in whole["prompts"][4]
+
+
+def test_merged_generation_model_computes_what_the_adapter_does():
+    _, model, tok = _trained_lora()
+    ids = tok(["Title: a case"], return_tensors="pt", add_special_tokens=False)["input_ids"]
+    merged = generation_model(model, "float32")
+    with torch.no_grad():
+        assert torch.allclose(merged(input_ids=ids).logits, model(input_ids=ids).logits, atol=1e-5)
+    assert not hasattr(merged, "peft_config")  # a plain model: no adapter detour per layer
+    assert any("lora_B" in n for n, _ in model.named_parameters())  # the trained adapter is untouched
+    assert next(generation_model(model, "bfloat16").parameters()).dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("last_layers", [1, 0])  # the top layer only; every layer (the trunk is the embedding)
+def test_cached_trunk_gives_the_full_models_per_example_loss_and_gradients(last_layers):
+    _, model, tok = _trained_lora(last_layers)
+    enc = encode_records(tok, records(6), 320)
+    full, _ = per_example_loss(model, enc.input_ids, enc.attention_mask, enc.labels)
+    full.sum().backward()
+    want = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+    model.zero_grad()
+
+    split = split_index(model, last_layers)
+    assert split == (1 if last_layers else 0)
+    cache = cache_trunk(model, enc, split, batch_size=4, dtype=torch.float32)
+    top = top_model(model, split)
+    loss, counts = top(*batch_from_cache(cache, list(range(6)), torch.float32))
+    assert torch.allclose(loss, full, atol=1e-5)
+    assert counts.tolist() == (enc.labels[:, 1:] != -100).sum(dim=1).tolist()
+    loss.sum().backward()
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            assert torch.allclose(p.grad, want[name], atol=1e-5), name

@@ -81,7 +81,8 @@ LEDGER: tuple[LedgerEntry, ...] = (
         outputs=("models/generator",),
         metrics=(f"{SYN}:epsilon", f"{SYN}:epsilon_text", f"{SYN}:delta", f"{SYN}:target_epsilon", f"{SYN}:dp_enabled",
                  f"{SYN}:noise_multiplier", f"{SYN}:sample_rate", f"{SYN}:steps", f"{SYN}:max_grad_norm",
-                 f"{SYN}:accountant", f"{SYN}:privacy_unit", f"{SYN}:max_reviews_per_user", f"{SYN}:n_units"),
+                 f"{SYN}:accountant", f"{SYN}:privacy_unit", f"{SYN}:max_reviews_per_user", f"{SYN}:n_units",
+                 f"{SYN}:fine_tuned"),
         epsilon_key="epsilon_text", delta_key="delta"),
     LedgerEntry(
         "synthesize.release_budget", "synthesize", "nothing beyond the two DP models",
@@ -105,7 +106,8 @@ LEDGER: tuple[LedgerEntry, ...] = (
         "the drop decision depends on private texts, so the kept set is not a DP output; it can only remove "
         "records, and a dropped text was already a near-copy",
         outputs=("data/synthetic",),
-        metrics=(f"{SYN}:dropped_exact_match", f"{SYN}:dropped_ngram_overlap", f"{SYN}:records_written")),
+        metrics=(f"{SYN}:dropped_exact_match", f"{SYN}:dropped_ngram_overlap", f"{SYN}:records_written",
+                 f"{SYN}:records_target", f"{SYN}:records_surplus_discarded")),
     LedgerEntry(
         "synthesize.pii_filter", "synthesize", "synthetic texts only (the analyzer holds no private data)",
         "which synthetic texts are kept, the PII drop counts", "Presidio analysis of generated text", POST,
@@ -126,7 +128,8 @@ LEDGER: tuple[LedgerEntry, ...] = (
         "the real-trained classifier (registry `review-rating-classifier`, source real) and its test scores",
         "none (ordinary fine-tuning)", NONE, "the utility baseline: trained on private data without DP, so it must "
         "not leave the organisation", outputs=("models/classifier",),
-        metrics=(f"{TR}:real.*", f"{TR}:ratio.*", f"{TR}:generator_epsilon")),
+        metrics=(f"{TR}:real.*", f"{TR}:ratio.*", f"{TR}:lift.*", f"{TR}:train_rows_equal", f"{TR}:generator_epsilon",
+                 f"{TR}:seconds.*")),
     LedgerEntry(
         "train.synthetic_classifier", "train", "the synthetic records; the real test split for scoring",
         "the synthetic-trained classifier (post-processing of the release) and its scores on the real test split",

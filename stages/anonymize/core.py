@@ -98,9 +98,6 @@ def run_anonymize(
     analyzer: ReviewAnalyzer | None = None,
 ) -> AnonymizeResult:
     """Anonymize every frame; benchmark the analyzer on the split named in params. Pure: no files, no mlflow."""
-    from presidio_anonymizer import AnonymizerEngine
-    from presidio_anonymizer.entities import OperatorConfig, RecognizerResult
-
     started = time.perf_counter()
     frames = {name: validate_frame(frame, name) for name, frame in frames.items()}
     analyzer = analyzer or make_analyzer(params)
@@ -135,30 +132,17 @@ def run_anonymize(
             if not isinstance(text, str):
                 continue
             found = findings[n]
-            extra = [
-                Finding(originals[m.group()], m.start(), m.end(), 1.0)
-                for m in matcher.finditer(text)
-                if not any(f.start <= m.start() and m.end() <= f.end for f in found)
-            ]
+            extra = sweep_findings(text, found, matcher, originals)
             if extra:
                 swept += len(extra)
                 findings[n] = resolve_overlaps(found + extra)
 
-    surrogates = Surrogates(key, forbidden=originals)
-    operators = build_operators(params.operators.for_entity, params.entities, key=key, surrogates=surrogates,
-                                mask_char=params.mask_char)
-    configs = {
-        entity: OperatorConfig("custom", {"lambda": (lambda value, e=entity: operators[e](e, value))})
-        for entity in params.entities
-    }
-    engine = AnonymizerEngine()
+    replace = make_replacer(params, key=key, originals=originals)
     out = {name: {column: frame[column].tolist() for column in params.text_columns if column in frame} for name, frame in frames.items()}
     touched = {name: np.zeros(len(frame), dtype=bool) for name, frame in frames.items()}
     for (name, column, i), found in zip(cells, findings):
         if found:
-            text = out[name][column][i]
-            results = [RecognizerResult(f.entity, f.start, f.end, f.score) for f in found]
-            out[name][column][i] = engine.anonymize(text, results, configs).text
+            out[name][column][i] = replace(out[name][column][i], found)
             touched[name][i] = True
 
     result_frames = {}
@@ -169,24 +153,11 @@ def run_anonymize(
         result_frames[name] = anonymize_structured(frame, params.structured, key)
 
     leaks = count_leaks(result_frames, matcher, frames)
-    seconds = time.perf_counter() - started
-    n_rows = sum(len(f) for f in frames.values())
-    metrics = {
-        "rows": n_rows,
-        "texts_analysed": analyzer.stats_.texts,
-        "texts_empty": analyzer.stats_.empty,
-        "texts_non_english": analyzer.stats_.non_english,
-        "texts_chunked": analyzer.stats_.chunked,
-        "records_touched": int(sum(t.sum() for t in touched.values())),
-        "entities_found": {entity: int(analyzer.found_.get(entity, 0)) for entity in params.entities},
-        "distinct_values_detected": len(originals),
-        "sweep_replacements": swept,
-        "leak_count": leaks,
-        "splits": {name: {"rows": len(frames[name]), "records_touched": int(touched[name].sum())} for name in frames},
-        "seconds": round(seconds, 3),
-        "analysis_seconds": round(analysis_seconds, 3),
-        "reviews_per_second": round(n_rows / seconds, 1) if seconds else None,
-    }
+    metrics = stage_metrics(
+        params, stats=analyzer.stats_, found=analyzer.found_, distinct_values=len(originals), swept=swept, leaks=leaks,
+        splits={name: (len(frames[name]), int(touched[name].sum())) for name in frames},
+        seconds=time.perf_counter() - started, analysis_seconds=analysis_seconds,
+    )
     if params.benchmark.cases and params.benchmark.split in frames:
         from stages.anonymize.benchmark import run_benchmark
 
@@ -195,6 +166,58 @@ def run_anonymize(
             sentences_from, analyzer, cases=params.benchmark.cases, negative_cases=params.benchmark.negative_cases, seed=seed
         )
     return AnonymizeResult(frames=result_frames, metrics=metrics)
+
+
+def stage_metrics(params: AnonymizeParams, *, stats, found: Counter, distinct_values: int, swept: int, leaks: int,
+                  splits: dict[str, tuple[int, int]], seconds: float, analysis_seconds: float) -> dict:
+    """The stage's metrics (counts only), whichever engine ran it; `splits` maps name -> (rows, records touched)."""
+    n_rows = sum(rows for rows, _ in splits.values())
+    return {
+        "rows": n_rows,
+        "texts_analysed": stats.texts,
+        "texts_empty": stats.empty,
+        "texts_non_english": stats.non_english,
+        "texts_chunked": stats.chunked,
+        "records_touched": sum(touched for _, touched in splits.values()),
+        "entities_found": {entity: int(found.get(entity, 0)) for entity in params.entities},
+        "distinct_values_detected": distinct_values,
+        "sweep_replacements": swept,
+        "leak_count": leaks,
+        "splits": {name: {"rows": rows, "records_touched": touched} for name, (rows, touched) in splits.items()},
+        "seconds": round(seconds, 3),
+        "analysis_seconds": round(analysis_seconds, 3),
+        "reviews_per_second": round(n_rows / seconds, 1) if seconds else None,
+    }
+
+
+def sweep_findings(text: str, found: list[Finding], matcher: re.Pattern, originals: dict[str, str]) -> list[Finding]:
+    """Findings for the undetected repeats, in `text`, of values detected anywhere (typed as first detected)."""
+    return [
+        Finding(originals[m.group()], m.start(), m.end(), 1.0)
+        for m in matcher.finditer(text)
+        if not any(f.start <= m.start() and m.end() <= f.end for f in found)
+    ]
+
+
+def make_replacer(params: AnonymizeParams, *, key: bytes, originals: dict[str, str]):
+    """`replace(text, findings) -> text` with the configured operators; no surrogate reproduces an original."""
+    from presidio_anonymizer import AnonymizerEngine
+    from presidio_anonymizer.entities import OperatorConfig, RecognizerResult
+
+    surrogates = Surrogates(key, forbidden=originals)
+    operators = build_operators(params.operators.for_entity, params.entities, key=key, surrogates=surrogates,
+                                mask_char=params.mask_char)
+    configs = {
+        entity: OperatorConfig("custom", {"lambda": (lambda value, e=entity: operators[e](e, value))})
+        for entity in params.entities
+    }
+    engine = AnonymizerEngine()
+
+    def replace(text: str, found: list[Finding]) -> str:
+        results = [RecognizerResult(f.entity, f.start, f.end, f.score) for f in found]
+        return engine.anonymize(text, results, configs).text
+
+    return replace
 
 
 def count_leaks(outputs: dict[str, pd.DataFrame], matcher: re.Pattern | None, inputs: dict[str, pd.DataFrame]) -> int:

@@ -28,7 +28,13 @@ from stages.params import bounded
 # often; a batch that keeps killing its worker fails the run instead of looping forever.
 MAX_RESTARTS = 3
 CONNECT_TIMEOUT_S = 5.0
-_QUIET_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_USAGE_STATS_PROMPT_ENABLED": "0", "RAY_DISABLE_DOCKER_CPU_WARNING": "1"}
+_QUIET_ENV = {
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_USAGE_STATS_PROMPT_ENABLED": "0",
+    "RAY_DISABLE_DOCKER_CPU_WARNING": "1",
+    # Ray starts local workers at nice 15: on a shared box they would crawl behind any other process
+    "RAY_worker_niceness": "0",
+}
 
 
 @dataclass(frozen=True)
@@ -144,4 +150,50 @@ def _current_address(ray) -> str:
 
 def actor_options(num_workers: int) -> dict:
     """Ray Data map_batches options: a fixed pool of `num_workers` one-CPU actors, restarted on death."""
-    return dict(concurrency=num_workers, num_cpus=1, max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS)
+    retries = {"max_restarts": MAX_RESTARTS, "max_task_retries": MAX_RESTARTS}
+    return dict(concurrency=num_workers, num_cpus=1, ray_remote_args_fn=lambda: dict(retries))
+
+
+def check_capacity(num_workers: int, *, param: str) -> None:
+    """Fail, naming the param, when the cluster cannot hold the actor pool and one CPU for Ray Data's reads.
+
+    Ray Data schedules the pool first; with no CPU left, its read tasks would wait forever.
+    """
+    import ray
+
+    cpus = int(ray.cluster_resources().get("CPU", 0))
+    if cpus < num_workers + 1:
+        raise ParamsError(
+            f"{param}: {num_workers} workers need {num_workers + 1} CPUs (one per worker, one for reading) "
+            f"but the Ray cluster has {cpus}; lower {param} or add nodes"
+        )
+
+
+@contextlib.contextmanager
+def engine_cluster(engine: str, params: RayParams, *, param: str) -> Iterator[ClusterInfo | None]:
+    """The cluster of a stage whose `engine` is ray (see ray_cluster); None, and nothing started, for local."""
+    if engine != "ray":
+        yield None
+        return
+    with ray_cluster(params, param=param) as info:
+        yield info
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Re-raise a SynthguardError that a Ray task or actor raised as itself, so the CLI reports it (exit 2)."""
+    from stages.errors import SynthguardError
+
+    try:
+        yield
+    except Exception as exc:
+        seen, pending = set(), [exc]
+        while pending:
+            err = pending.pop()
+            if id(err) in seen or err is None:
+                continue
+            seen.add(id(err))
+            if isinstance(err, SynthguardError):
+                raise type(err)(str(err)) from None
+            pending += [getattr(err, "cause", None), err.__cause__]
+        raise

@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import socket
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -99,11 +100,11 @@ def ray_cluster(params: RayParams, *, param: str) -> Iterator[ClusterInfo]:
     quiet_environment()
     import ray
 
+    if params.address is not None and params.address != "auto":
+        _check_reachable(params.address, param)
     if ray.is_initialized():
         yield ClusterInfo(address=_current_address(ray), num_workers=params.num_workers, started_here=False)
         return
-    if params.address is not None and params.address != "auto":
-        _check_reachable(params.address, param)
     common = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR, configure_logging=True)
     try:
         if params.address is None:
@@ -141,6 +142,8 @@ def _configure_data() -> None:
     context.enable_progress_bars = False  # the stage shows its own; Ray's would interleave in DVC's log
     context.print_on_execution_start = False
     logging.getLogger("ray.data").setLevel(logging.ERROR)
+    # max_restarts / max_task_retries have no named map_batches parameter in this Ray yet
+    warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
 
 
 def _current_address(ray) -> str:
@@ -150,8 +153,7 @@ def _current_address(ray) -> str:
 
 def actor_options(num_workers: int) -> dict:
     """Ray Data map_batches options: a fixed pool of `num_workers` one-CPU actors, restarted on death."""
-    retries = {"max_restarts": MAX_RESTARTS, "max_task_retries": MAX_RESTARTS}
-    return dict(concurrency=num_workers, num_cpus=1, ray_remote_args_fn=lambda: dict(retries))
+    return dict(concurrency=num_workers, num_cpus=1, max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS)
 
 
 def check_capacity(num_workers: int, *, param: str) -> None:

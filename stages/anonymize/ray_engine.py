@@ -229,7 +229,13 @@ def run_anonymize_ray(sources: dict[str, Path], params: AnonymizeParams, *, key:
             batch_format="pyarrow", **actor_options(workers),
         ).materialize()
     analysis_seconds = time.perf_counter() - started
-    stats = AnalysisStats(**{name: int(detected.sum(column) or 0) for name, column in zip(vars(AnalysisStats()), _STATS)})
+    counts = _to_pandas(detected.select_columns([FINDINGS, *_STATS]))  # offsets, types and counts: no text
+    stats = AnalysisStats(**{name: int(counts[column].sum()) if len(counts) else 0
+                             for name, column in zip(vars(AnalysisStats()), _STATS)})
+    found = Counter()
+    for raw in counts[FINDINGS] if len(counts) else ():
+        for per_column in json.loads(raw).values():
+            found.update(f[0] for f in per_column)
 
     bench = None
     if params.benchmark.cases and params.benchmark.split in sources:
@@ -251,10 +257,6 @@ def run_anonymize_ray(sources: dict[str, Path], params: AnonymizeParams, *, key:
         batch_format="pyarrow", **actor_options(workers),
     ).sum("leaks")
 
-    found = Counter()
-    for raw in _to_pandas(detected.select_columns([FINDINGS]))[FINDINGS]:
-        for per_column in json.loads(raw).values():
-            found.update(f[0] for f in per_column)
     combined = _to_pandas(anonymized)
     frames, splits = {}, {}
     for index, name in enumerate(names):

@@ -86,6 +86,15 @@ def main() -> None:
     print(f"{n_rows} real reviews (3 splits); {args.records} generated records; {os.cpu_count()} CPU cores (shared)")
 
     rows = []  # (engine, workers, start-up s, anonymize s, reviews/s, generation s, tokens/s)
+    header = (f"\n{'engine':<7} {'workers':>7} {'ray start s':>11} {'anonymize s':>11} {'reviews/s':>9} "
+              f"{'generate s':>10} {'tokens/s':>8}")
+
+    def show(row) -> None:
+        rows.append(row)
+        engine, workers, startup, anon_s, rate, gen_s, tps = row
+        print(f"{engine:<7} {workers:>7} {startup:>11.1f} {anon_s:>11.1f} {rate:>9.1f} {gen_s:>10.1f} {tps:>8.1f}", flush=True)
+
+    print(header, flush=True)
     start = time.perf_counter()
     local = run_anonymize(frames, params, key=key, seed=seed)
     anon_s = time.perf_counter() - start
@@ -93,7 +102,7 @@ def main() -> None:
     start = time.perf_counter()
     written = generator.write(controls, gen, seed=seed)
     gen_s = time.perf_counter() - start
-    rows.append(("local", 1, 0.0, anon_s, n_rows / anon_s, gen_s, written["tokens"] / gen_s))
+    show(("local", 1, 0.0, anon_s, n_rows / anon_s, gen_s, written["tokens"] / gen_s))
 
     for workers in args.workers:
         start = time.perf_counter()
@@ -114,12 +123,8 @@ def main() -> None:
         finally:
             ray.shutdown()
         assert same, "the ray engine's output differs from the local engine's"
-        rows.append(("ray", workers, startup, anon_s, n_rows / anon_s, gen_s, out["tokens"] / gen_s))
+        show(("ray", workers, startup, anon_s, n_rows / anon_s, gen_s, out["tokens"] / gen_s))
 
-    print(f"\n{'engine':<7} {'workers':>7} {'ray start s':>11} {'anonymize s':>11} {'reviews/s':>9} "
-          f"{'generate s':>10} {'tokens/s':>8}")
-    for engine, workers, startup, anon_s, rate, gen_s, tps in rows:
-        print(f"{engine:<7} {workers:>7} {startup:>11.1f} {anon_s:>11.1f} {rate:>9.1f} {gen_s:>10.1f} {tps:>8.1f}")
     best = max((r for r in rows if r[0] == "ray"), key=lambda r: r[1])
     per_worker = best[4] / best[1]
     print(f"\nprojection (not a measurement): Cell_Phones_and_Accessories, ~{CELL_PHONES_REVIEWS / 1e6:.0f}M reviews, "

@@ -148,7 +148,12 @@ def run_synthesize(train: pd.DataFrame, val: pd.DataFrame, params: SynthesizePar
     n = params.generation.n_records
     controls = tabular.sample(n, seed=seed)
     with tqdm(total=n, desc="synthesize: generate", unit="record", disable=None) as bar:
-        written = generator.write(controls, params.generation, seed=seed, progress=bar)
+        if params.generation.engine == "ray":  # batches across generator actors (stages.synthesize.ray_generation)
+            from stages.synthesize.ray_generation import write_on_ray
+
+            written = write_on_ray(generator, controls, params.generation, seed=seed, progress=bar)
+        else:
+            written = generator.write(controls, params.generation, seed=seed, progress=bar)
     gen_seconds = time.perf_counter() - clock
     lap("generate")
 

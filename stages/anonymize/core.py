@@ -164,8 +164,7 @@ def run_anonymize(
             frame[column] = pd.Series(values, index=frame.index, dtype=object)
         frame = anonymize_structured(frame, params.structured, key)
         bad = np.zeros(len(frame), dtype=bool)
-        for (fname, i) in failures:
-            bad[i] |= fname == name
+        bad[[i for fname, i in failures if fname == name]] = True
         if bad.any():
             aside = frame[bad].copy()
             for column in out[name]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -37,7 +38,7 @@ from stages.anonymize.core import (
     stage_metrics,
     validate_frame,
 )
-from stages.anonymize.engine import AnalysisStats, Finding
+from stages.anonymize.engine import AnalysisStats, Finding, ReviewAnalyzer
 from stages.anonymize.operators import _word_matcher
 from stages.anonymize.params import AnonymizeParams
 from stages.anonymize.passes import Failure, Replacer, count_reoccurrences, detect_batch, identifying_values, merge_values
@@ -86,11 +87,11 @@ def _first_row_only(n: int, value: int) -> list[int]:
 class _Detect:
     """Pass 1 actor: the stage's analyzer, loaded once, over a batch of rows."""
 
-    def __init__(self, params: AnonymizeParams, names: list[str]):
+    def __init__(self, params: AnonymizeParams, names: list[str], analyzer_factory):
         import dataclasses
 
         # the actors are the parallelism: no forked spaCy workers inside them
-        self.analyzer = make_analyzer(dataclasses.replace(params, n_process=1))
+        self.analyzer = analyzer_factory(dataclasses.replace(params, n_process=1))
         self.params, self.names = params, names
 
     def __call__(self, table) -> pd.DataFrame:
@@ -246,8 +247,12 @@ def read_splits(sources: dict[str, Path]):
     return datasets[0].union(*datasets[1:]) if len(datasets) > 1 else datasets[0], datasets
 
 
-def run_anonymize_ray(sources: dict[str, Path], params: AnonymizeParams, *, key: bytes, seed: int) -> AnonymizeResult:
-    """Anonymize the Parquet splits on the connected Ray cluster; the same frames and metrics as run_anonymize."""
+def run_anonymize_ray(sources: dict[str, Path], params: AnonymizeParams, *, key: bytes, seed: int,
+                      analyzer_factory: Callable[[AnonymizeParams], ReviewAnalyzer] = make_analyzer) -> AnonymizeResult:
+    """Anonymize the Parquet splits on the connected Ray cluster; the same frames, quarantine and metrics as run_anonymize.
+
+    `analyzer_factory` builds each detect actor's analyzer (as `run_anonymize`'s `analyzer` argument, it must be picklable).
+    """
     import ray
 
     if not ray.is_initialized():
@@ -259,7 +264,7 @@ def run_anonymize_ray(sources: dict[str, Path], params: AnonymizeParams, *, key:
     data, per_split = read_splits(sources)
     with user_errors():  # a bad input column fails as the local engine's SchemaError
         detected = data.map_batches(
-            _Detect, fn_constructor_kwargs={"params": params, "names": names}, batch_size=params.ray.batch_size,
+            _Detect, fn_constructor_kwargs={"params": params, "names": names, "analyzer_factory": analyzer_factory}, batch_size=params.ray.batch_size,
             batch_format="pyarrow", **actor_options(workers),
         ).materialize()
     analysis_seconds = time.perf_counter() - started

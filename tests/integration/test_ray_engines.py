@@ -80,6 +80,49 @@ def test_ray_anonymize_writes_the_same_files_and_metrics_as_local(extracted, tmp
     assert not any(t in printed.out or t in printed.err for t in texts)
 
 
+def test_a_record_that_fails_detection_is_quarantined_alike_by_both_engines(extracted, tmp_path, ray_local):
+    """A real analyzer made to raise on one text (as a parser bug would): the same rows, quarantine and metrics."""
+    import dataclasses
+
+    from stages.anonymize import AnonymizeParams, run_anonymize
+    from stages.anonymize.engine import ReviewAnalyzer
+    from stages.anonymize.ray_engine import run_anonymize_ray
+    from stages.params import load_section
+
+    marker = "Zq9 unparseable"
+
+    class FailsOn(ReviewAnalyzer):  # defined here, so the actors get it pickled by value
+        def _finish(self, entry):
+            if isinstance(entry[1], str) and marker in entry[1]:
+                raise ValueError("cannot parse")
+            return super()._finish(entry)
+
+    def failing_analyzer(params):
+        return FailsOn(entities=params.entities, score_threshold=params.score_threshold, batch_size=params.batch_size,
+                       n_process=1, ner_chunk_chars=params.ner_chunk_chars, min_english_share=params.min_english_share)
+
+    params, seed = load_section(_params_file(tmp_path, "params.yaml", ray={"address": None, "num_workers": 2, "batch_size": 40}),
+                                "anonymize", AnonymizeParams)
+    params = dataclasses.replace(params, benchmark=dataclasses.replace(params.benchmark, cases=0, person_cases=0))
+    sources = {s: tmp_path / f"{s}.parquet" for s in SPLITS}
+    frames = {s: pd.read_parquet(extracted / f"{s}.parquet") for s in SPLITS}
+    frames["train"].loc[[3, 57], "text"] = [f"My name is Jane Doe and {marker}.", f"Call me at 555-0100, {marker}."]
+    for s, frame in frames.items():
+        frame.to_parquet(sources[s], index=False)
+    frames = {s: pd.read_parquet(path) for s, path in sources.items()}
+    key = b"ray-engine-test-key-0123456789"
+    local = run_anonymize(frames, params, key=key, seed=seed, analyzer=failing_analyzer(params))
+    ray_result = run_anonymize_ray(sources, params, key=key, seed=seed, analyzer_factory=failing_analyzer)
+    assert local.metrics["quarantined_records"] == 2
+    assert local.quarantine["quarantine_pass"].tolist() == ["detect", "detect"]
+    for s in SPLITS:
+        pd.testing.assert_frame_equal(ray_result.frames[s].reset_index(drop=True), local.frames[s].reset_index(drop=True))
+    pd.testing.assert_frame_equal(ray_result.quarantine, local.quarantine)
+    assert {k: v for k, v in ray_result.metrics.items() if k not in TIMINGS} == {
+        k: v for k, v in local.metrics.items() if k not in TIMINGS}
+    assert marker not in ray_result.quarantine.to_json()
+
+
 @pytest.fixture(scope="module")
 def packed_generator(tmp_path_factory):
     """A saved tiny-llama generator (untrained LoRA), packed as the actors receive it."""

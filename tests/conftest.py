@@ -33,3 +33,15 @@ def _isolated_mlflow(tmp_path_factory, monkeypatch):
     store = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray cluster for the session's ray-engine tests: two workers plus one CPU for Ray Data's reads."""
+    import ray
+
+    from stages.ray_cluster import start_local
+
+    start_local(num_cpus=3)
+    yield
+    ray.shutdown()

@@ -18,6 +18,7 @@ from stages.anonymize.labelled import LABELLED_FORMAT
 from stages.errors import PipelineInputError
 from stages.io import atomic_path, commit_files, file_sha256, read_table, staging_dir, write_json
 from stages.params import as_flat_dict, load_section
+from stages.ray_cluster import engine_cluster
 from stages.schema import RECORD_SCHEMA, SPLITS
 
 DESCRIPTION = """\
@@ -107,18 +108,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         # an ad-hoc file run: its metrics go beside the output, MLflow only when asked
         args.metrics = args.metrics or beside(args.output, ".metrics.json")
         args.no_mlflow = not args.mlflow
-        frames = {args.input.name: read_table(args.input)}
+        sources = {args.input.name: args.input}
         hashes = {"input": file_sha256(args.input)}
     else:
         args.metrics = args.metrics or Path("metrics/anonymize.json")
-        paths = {split: args.in_dir / f"{split}.parquet" for split in SPLITS}
-        missing = [str(p) for p in paths.values() if not p.is_file()]
+        sources = {split: args.in_dir / f"{split}.parquet" for split in SPLITS}
+        missing = [str(p) for p in sources.values() if not p.is_file()]
         if missing:
             raise PipelineInputError(f"missing input split(s) {missing}; run the extract stage first (dvc repro extract)")
-        frames = {split: pd.read_parquet(path) for split, path in paths.items()}
-        hashes = {split: file_sha256(path) for split, path in paths.items()}
-    with tracked_stage("anonymize", args, {**as_flat_dict(params, "anonymize"), "seed": seed}) as run:
-        result = run_anonymize(frames, params, key=key, seed=seed)
+        hashes = {split: file_sha256(path) for split, path in sources.items()}
+    # the ray engine reads the files itself, on the cluster
+    frames = None if params.engine == "ray" else {name: read_table(path) for name, path in sources.items()}
+    cluster = engine_cluster(params.engine, params.ray, param="anonymize.ray.address")
+    with cluster as ray_info, tracked_stage("anonymize", args, {**as_flat_dict(params, "anonymize"), "seed": seed}) as run:
+        run.set_tags(ray_info.tags() if ray_info else {"engine": "local"})
+        if ray_info:  # the same passes and output, in Ray Data actors (stages.anonymize.ray_engine)
+            from stages.anonymize.ray_engine import run_anonymize_ray
+
+            result = run_anonymize_ray(sources, params, key=key, seed=seed)
+        else:
+            result = run_anonymize(frames, params, key=key, seed=seed)
         if args.input:
             write_table(result.frames[args.input.name], args.output)
             if len(result.quarantine):

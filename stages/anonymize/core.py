@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -164,8 +164,7 @@ def run_anonymize(
             frame[column] = pd.Series(values, index=frame.index, dtype=object)
         frame = anonymize_structured(frame, params.structured, key)
         bad = np.zeros(len(frame), dtype=bool)
-        for (fname, i) in failures:
-            bad[i] |= fname == name
+        bad[[i for fname, i in failures if fname == name]] = True
         if bad.any():
             aside = frame[bad].copy()
             for column in out[name]:
@@ -177,37 +176,18 @@ def run_anonymize(
             touched[name] = touched[name][~bad]
             frame = frame[~bad]
         result_frames[name] = frame
-    quarantine = pd.concat(quarantined, ignore_index=True) if quarantined else pd.DataFrame(
-        columns=["quarantine_source", "quarantine_pass", "quarantine_error"])
+    quarantine = pd.concat(quarantined, ignore_index=True) if quarantined else empty_quarantine()
 
     # pass 4: what replacement left of the detected values (it cannot see a missed one)
     reoccurrences = count_reoccurrences(result_frames, replacer.matcher, frames)
-    seconds = time.perf_counter() - started
-    n_rows = sum(len(f) for f in frames.values())
-    metrics = {
-        "rows": n_rows,
-        "rows_written": sum(len(f) for f in result_frames.values()),
-        "quarantined_records": len(quarantine),
-        "texts_analysed": analyzer.stats_.texts,
-        "texts_empty": analyzer.stats_.empty,
-        "texts_non_english": analyzer.stats_.non_english,
-        "texts_chunked": analyzer.stats_.chunked,
-        "records_touched": int(sum(t.sum() for t in touched.values())),
-        "entities_found": {entity: int(analyzer.found_.get(entity, 0)) for entity in params.entities},
-        "distinct_values_detected": len(detected),
-        "distinct_values_swept": len(identifying) if replacer.sweep else 0,
-        "sweep_replacements": swept,
-        "surrogate_fallbacks": {entity: int(replacer.surrogates.fallbacks_.get(entity, 0)) for entity in params.entities},
-        "detected_value_reoccurrences": reoccurrences,
-        "splits": {
-            name: {"rows": len(frames[name]), "records_touched": int(touched[name].sum()),
-                   "quarantined": int(len(frames[name]) - len(result_frames[name]))}
-            for name in frames
-        },
-        "seconds": round(seconds, 3),
-        "analysis_seconds": round(analysis_seconds, 3),
-        "reviews_per_second": round(n_rows / seconds, 1) if seconds else None,
-    }
+    metrics = stage_metrics(
+        params, stats=analyzer.stats_, found=analyzer.found_, distinct_values=len(detected),
+        distinct_swept=len(identifying) if replacer.sweep else 0, swept=swept,
+        fallbacks=replacer.surrogates.fallbacks_, reoccurrences=reoccurrences,
+        splits={name: (len(frames[name]), int(touched[name].sum()), len(frames[name]) - len(result_frames[name]))
+                for name in frames},
+        seconds=time.perf_counter() - started, analysis_seconds=analysis_seconds,
+    )
     if params.benchmark.cases and params.benchmark.split in frames:
         from stages.anonymize.benchmark import leak_estimate, run_benchmark
 
@@ -218,3 +198,37 @@ def run_anonymize(
         )
         metrics["leak_estimate"] = leak_estimate(metrics["benchmark"])
     return AnonymizeResult(frames=result_frames, metrics=metrics, quarantine=quarantine)
+
+
+def empty_quarantine() -> pd.DataFrame:
+    """The quarantine frame of a run with no failing record."""
+    return pd.DataFrame(columns=["quarantine_source", "quarantine_pass", "quarantine_error"])
+
+
+def stage_metrics(params: AnonymizeParams, *, stats, found: Mapping[str, int], distinct_values: int, distinct_swept: int,
+                  swept: int, fallbacks: Mapping[str, int], reoccurrences: int, splits: dict[str, tuple[int, int, int]],
+                  seconds: float, analysis_seconds: float) -> dict:
+    """The stage's metrics (counts only), whichever engine ran it; `splits` maps name -> (rows, touched, quarantined)."""
+    n_rows = sum(rows for rows, _, _ in splits.values())
+    quarantined = sum(q for _, _, q in splits.values())
+    return {
+        "rows": n_rows,
+        "rows_written": n_rows - quarantined,
+        "quarantined_records": quarantined,
+        "texts_analysed": stats.texts,
+        "texts_empty": stats.empty,
+        "texts_non_english": stats.non_english,
+        "texts_chunked": stats.chunked,
+        "records_touched": sum(touched for _, touched, _ in splits.values()),
+        "entities_found": {entity: int(found.get(entity, 0)) for entity in params.entities},
+        "distinct_values_detected": distinct_values,
+        "distinct_values_swept": distinct_swept,
+        "sweep_replacements": swept,
+        "surrogate_fallbacks": {entity: int(fallbacks.get(entity, 0)) for entity in params.entities},
+        "detected_value_reoccurrences": reoccurrences,
+        "splits": {name: {"rows": rows, "records_touched": touched, "quarantined": q}
+                   for name, (rows, touched, q) in splits.items()},
+        "seconds": round(seconds, 3),
+        "analysis_seconds": round(analysis_seconds, 3),
+        "reviews_per_second": round(n_rows / seconds, 1) if seconds else None,
+    }

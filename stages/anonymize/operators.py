@@ -82,6 +82,7 @@ class Surrogates:
         self._attempt = 0
         self._initials = True
         self.fallbacks_: Counter = Counter()  # entity -> values that needed a fallback
+        self.fallback_values_: list[tuple[str, str]] = []  # (entity, value) of those; raw PII, memory only
 
     def _ok(self, candidate: str, value: str) -> bool:
         return candidate != value and not (self._forbidden and self._forbidden.search(candidate))
@@ -103,6 +104,7 @@ class Surrogates:
             if self._ok(candidate, value):
                 return candidate
         self.fallbacks_[entity] += 1
+        self.fallback_values_.append((entity, value))
         if entity == "PERSON":  # initials are the usual collision: single letters are detected values too
             self._initials = False
             try:

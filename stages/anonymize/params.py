@@ -6,6 +6,7 @@ from dataclasses import dataclass, fields
 
 from stages.errors import ParamsError
 from stages.params import bounded
+from stages.ray_cluster import RayParams
 
 # Every entity some recognizer of this stage can detect (see stages.anonymize.recognizers).
 # Naming one in `entities` that is not here is an error, never a warning.
@@ -64,6 +65,13 @@ class BenchmarkParams:
 
 
 @dataclass(frozen=True)
+class AnonymizeRayParams(RayParams):
+    """The ray engine: the cluster, and how many rows each actor call handles."""
+
+    batch_size: int = bounded(min=1, max=1_000_000)  # rows per map_batches batch
+
+
+@dataclass(frozen=True)
 class AnonymizeParams:
     """What is detected, how it is replaced, and how fast."""
 
@@ -79,6 +87,8 @@ class AnonymizeParams:
     ner_chunk_chars: int = bounded(min=200, max=1_000_000)  # longer texts go through NER in chunks
     structured: StructuredParams
     benchmark: BenchmarkParams
+    engine: str = bounded(choices=("local", "ray"))  # ray: the same analysis in Ray Data actors (see ray_engine)
+    ray: AnonymizeRayParams
 
     def __post_init__(self):
         if not self.entities:

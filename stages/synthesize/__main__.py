@@ -10,6 +10,7 @@ from pathlib import Path
 from stages._cli import run_cli, stage_parser, tracked_stage
 from stages.io import commit_files, read_table, staging_dir, write_json
 from stages.params import as_flat_dict, load_section
+from stages.ray_cluster import engine_cluster
 
 DESCRIPTION = """\
 Fit a DP model (OpenDP noisy marginals; SDV when synthesize.dp.enabled is false) of the
@@ -66,10 +67,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     params, seed = load_section(args.params, "synthesize", SynthesizeParams)
     train, val = read_table(args.train), read_table(args.val)
     analyzer = anonymizer_analyzer(params.filters.pii_entities, params.filters.pii_score_threshold)
-    with tracked_stage("synthesize", args, {**as_flat_dict(params, "synthesize"), "seed": seed}) as run:
+    cluster = engine_cluster(params.generation.engine, params.generation.ray, param="synthesize.generation.ray.address")
+    with cluster as ray_info, tracked_stage("synthesize", args, {**as_flat_dict(params, "synthesize"), "seed": seed}) as run:
         from stages.tracking import InputTable
 
         run.log_inputs([InputTable("train", args.train, train, "training"), InputTable("val", args.val, val, "validation")])
+        run.set_tags(ray_info.tags() if ray_info else {"engine": "local"})
         result = run_synthesize(train, val, params, seed=seed, analyzer=analyzer)
         with staging_dir(args.out.parent / "synthesize") as scratch:
             staged_out = scratch / "reviews.parquet"

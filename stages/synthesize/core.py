@@ -151,7 +151,12 @@ def run_synthesize(train: pd.DataFrame, val: pd.DataFrame, params: SynthesizePar
     requested = math.ceil(n * params.generation.oversample)
     controls = tabular.sample(requested, seed=seed)
     with tqdm(total=requested, desc="synthesize: generate", unit="record", disable=None) as bar:
-        written = generator.write(controls, params.generation, seed=seed, progress=bar)
+        if params.generation.engine == "ray":  # the same fixed batches across generator actors
+            from stages.synthesize.ray_generation import write_on_ray
+
+            written = write_on_ray(generator, controls, params.generation, seed=seed, progress=bar)
+        else:
+            written = generator.write(controls, params.generation, seed=seed, progress=bar)
     gen_seconds = time.perf_counter() - clock
     lap("generate")
 

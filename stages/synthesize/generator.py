@@ -17,8 +17,8 @@ from pathlib import Path
 import pandas as pd
 
 from stages.errors import PipelineInputError
+from stages.synthesize.engine import generate_batch, generate_records, generation_model
 from stages.synthesize.params import TINY_LLAMA, GenerationParams, GeneratorParams
-from stages.synthesize.engine import generate_records, generation_model
 from stages.synthesize.loading import load_base, resolve_base_model
 from stages.synthesize.prompts import PLAIN_TEMPLATE, SYSTEM, has_chat_template
 
@@ -135,10 +135,20 @@ class ReviewGenerator:
         `controls` has rating, main_category and text_chars (product_title optional). Rows
         that still fail after `gen.max_attempts` have text None and are counted in `failed`.
         """
+        return generate_records(self._generation(gen), self.tokenizer, controls, gen, seed=seed, progress=progress)
+
+    def write_batch(self, controls: pd.DataFrame, gen: GenerationParams, *, seed: int, batch_index: int) -> dict:
+        """Batch `batch_index` of `write` alone: its records depend only on (seed, batch_index) (Ray workers)."""
+        out = generate_batch(self._generation(gen), self.tokenizer, controls, gen, seed=seed, batch_index=batch_index)
+        return {"titles": out.titles, "texts": out.texts, "prompts": out.prompts,
+                "parse_failures": out.parse_failures, "failed": out.failed, "tokens": out.tokens}
+
+    def _generation(self, gen: GenerationParams):
+        """The generation copy of the model (LoRA merged, gen.dtype), built once per dtype."""
         if self._generation_model is None or self._generation_dtype != gen.dtype:
             self._generation_model = generation_model(self.model, gen.dtype)
             self._generation_dtype = gen.dtype
-        return generate_records(self._generation_model, self.tokenizer, controls, gen, seed=seed, progress=progress)
+        return self._generation_model
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         """MLflow: control columns (rating, main_category, text_chars, product_title) -> title and text per row."""

@@ -7,6 +7,7 @@ from typing import Literal
 
 from stages.errors import ParamsError
 from stages.params import bounded
+from stages.ray_cluster import RayParams
 
 TINY_LLAMA = "tiny-llama"  # base_model value for the test model built in code (quick profile)
 
@@ -116,6 +117,8 @@ class GenerationParams:
     dtype: Literal["float32", "bfloat16"]  # weights (LoRA merged in) during generation
     max_attempts: int = bounded(min=1, max=20)  # a record that fails to parse is regenerated this often, then dropped
     min_text_chars: int = bounded(min=1)  # shorter generated bodies count as parse failures
+    engine: str = bounded(choices=("local", "ray"))  # ray: batches of controls across generator actors
+    ray: RayParams
 
 
 @dataclass(frozen=True)

@@ -267,6 +267,18 @@ def test_a_record_the_analyzer_fails_on_is_quarantined_and_the_run_goes_on(analy
     assert "Jane Doe" not in dumped and _FailsOn.marker not in dumped
 
 
+def test_a_failing_record_is_quarantined_from_its_own_split_only(analyzer):
+    params = _quick_params(benchmark=dataclasses.replace(_quick_params().benchmark, cases=0, person_cases=0))
+    failing = _FailsOn(entities=params.entities, score_threshold=params.score_threshold, batch_size=params.batch_size,
+                       n_process=1, ner_chunk_chars=params.ner_chunk_chars, min_english_share=params.min_english_share,
+                       nlp=analyzer.nlp)
+    frames = {"train": _frame([TEXTS[0], TEXTS[6], f"Fine {_FailsOn.marker}."]), "val": _frame([TEXTS[6]])}
+    result = run_anonymize(frames, params, key=KEY, seed=1, analyzer=failing)
+    assert result.frames["train"]["review_id"].tolist() == ["r0", "r1"] and result.frames["val"]["review_id"].tolist() == ["r0"]
+    assert result.quarantine[["review_id", "quarantine_source"]].values.tolist() == [["r2", "train"]]
+    assert result.metrics["splits"]["val"]["quarantined"] == 0 and result.metrics["rows_written"] == 3
+
+
 def test_a_replacement_that_fails_comes_back_as_a_failure():
     params = _quick_params()
     replacer = Replacer(params, key=KEY, identifying={"Jane Doe": "PERSON"}, sweep=True)

@@ -159,7 +159,7 @@ LEDGER: tuple[LedgerEntry, ...] = (
         "evaluate.privacy_budget", "evaluate", "synthesize's metrics", "the release's epsilon/delta as evaluate sees it",
         "copy of the accountants' figures", DP, "the same figures as synthesize.release_budget",
         metrics=(f"{EV}:privacy.epsilon*", f"{EV}:privacy.delta*", f"{EV}:privacy.unit", f"{EV}:privacy.dp_enabled",
-                 f"{EV}:privacy.composition"), epsilon_key="epsilon_total", delta_key="delta_total"),
+                 f"{EV}:privacy.fine_tuned", f"{EV}:privacy.composition"), epsilon_key="epsilon_total", delta_key="delta_total"),
     LedgerEntry(
         "evaluate.utility", "evaluate", "real train split and train's scores", "utility scores and ratios, "
         "TF-IDF feature-importance consistency", "none (exact statistics)", NONE,

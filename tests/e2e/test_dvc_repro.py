@@ -256,6 +256,7 @@ def test_mlflow_ui_shows_the_pipeline_runs_datasets_and_registry(project, mlflow
     repro = [pid for pid, names in children.items() if set(names) >= {"extract", "anonymize", "synthesize", "train", "evaluate"}]
     assert len(repro) == 1, children  # the first `dvc repro` (the second one ran no stage)
     parent = parents[repro[0]]
+    repro_stages = [r for r in stages if tags_of(r)["mlflow.parentRunId"] == repro[0]]
     assert parent["info"]["status"] == "FINISHED"
     headline = json.loads((dest / "metrics" / "headline.json").read_text())
     parent_metrics = {m["key"]: m["value"] for m in parent["data"].get("metrics", [])}
@@ -263,7 +264,7 @@ def test_mlflow_ui_shows_the_pipeline_runs_datasets_and_registry(project, mlflow
     assert {tags_of(parents[p]).get("dvc_exp_name") for p in children} >= {"cap300", "tempcap"}
 
     # Inputs are datasets: name, digest, source; the train run has the anonymized splits and the synthetic set.
-    (train,) = [r for r in stages if r["info"]["run_name"] == "train"]
+    (train,) = [r for r in repro_stages if r["info"]["run_name"] == "train"]
     datasets = {d["dataset"]["name"]: d for d in train["inputs"]["dataset_inputs"]}
     assert set(datasets) == {"data/anonymized/train.parquet", "data/anonymized/test.parquet", "data/synthetic/reviews.parquet"}
     synthetic = datasets["data/synthetic/reviews.parquet"]
@@ -278,7 +279,7 @@ def test_mlflow_ui_shows_the_pipeline_runs_datasets_and_registry(project, mlflow
     assert not [t for t in texts if len(t) > 30 and t[:30] in stored]  # no raw text in anything the UI serves
 
     # The evaluate run carries the report (and the ledger, where synthesize writes one).
-    (evaluate,) = [r for r in stages if r["info"]["run_name"] == "evaluate"]
+    (evaluate,) = [r for r in repro_stages if r["info"]["run_name"] == "evaluate"]
     files = {f["path"] for f in _api(mlflow_ui, "artifacts/list", run_id=evaluate["info"]["run_id"]).get("files", [])}
     assert "report.html" in files
     if (dest / "metrics" / "privacy_ledger.json").is_file():

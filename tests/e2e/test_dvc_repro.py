@@ -154,6 +154,15 @@ def test_the_utility_check_alone_keeps_champion(project):
     with sqlite3.connect(dest / "mlflow.db") as db:
         assert db.execute("select name from registered_model_aliases where alias = 'champion'").fetchall() == []
 
+    # The same run with the utility threshold at 0: every check holds and champion moves.
+    relaxed[-1] = "evaluate.gate.min_utility_ratio=0"
+    _run(["dvc", "exp", "run", "-n", "all-relaxed", *[a for s in relaxed for a in ("-S", s)], "evaluate"], dest, env)
+    ev = json.loads((dest / "metrics" / "evaluate.json").read_text())
+    assert ev["gate.passed"] == 1 and ev["gate.champion_moved"] == 1
+    with sqlite3.connect(dest / "mlflow.db") as db:
+        moved = db.execute("select name, version from registered_model_aliases where alias = 'champion'").fetchall()
+    assert sorted(moved) == [("review-generator", 1), ("review-rating-classifier", 1)]  # the synthetic-trained one
+
 
 def test_dvc_exp_run_overrides_and_lists_metrics(project):
     dest, env = project
@@ -285,14 +294,15 @@ def test_mlflow_ui_shows_the_pipeline_runs_datasets_and_registry(project, mlflow
     if (dest / "metrics" / "privacy_ledger.json").is_file():
         assert "privacy_ledger.json" in files
 
-    # The registry: `candidate` on the newest version; `champion` unset (the quick gate fails), and
-    # each gated version (the generator, the synthetic-trained classifier) says why in its description.
+    # The registry: `candidate` on the newest version, `champion` where the last passing gate
+    # (the all-relaxed experiment) put it, and each gated version (the generator, the
+    # synthetic-trained classifier) says in its description what that gate decided and why.
     for name, candidate, gated in (("review-rating-classifier", "2", "1"), ("review-generator", "1", "1")):
         model = _api(mlflow_ui, "registered-models/get", name=name)["registered_model"]
         aliases = {a["alias"]: a["version"] for a in model.get("aliases", [])}
-        assert aliases == {"candidate": candidate}, aliases
+        assert aliases == {"candidate": candidate, "champion": gated}, aliases
         described = _api(mlflow_ui, "model-versions/get", name=name, version=gated)["model_version"]["description"]
-        assert described.startswith("Privacy gate FAILED") and described.endswith("`champion` stays unset.")
-        assert "- epsilon: " in described and ": FAILS" in described
+        assert described.startswith("Privacy gate PASSED") and described.endswith("this version is now `champion`.")
+        assert "- epsilon: " in described and "- utility: " in described and ": FAILS" not in described
     reference = _api(mlflow_ui, "model-versions/get", name="review-rating-classifier", version="2")["model_version"]
     assert "Never a release candidate" in reference["description"]

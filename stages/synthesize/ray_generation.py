@@ -111,11 +111,13 @@ class GeneratorPool:
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             index, result = ray.get(done[0])
-            assert index == pending.pop(done[0]) and index not in results, f"batch {index} returned twice"
+            if index != pending.pop(done[0]) or index in results:
+                raise RuntimeError(f"generation batch {index} came back twice or under another index")
             results[index] = result
             if progress is not None:
                 progress.update(len(result["prompts"]))
-        assert sorted(results) == list(range(len(starts))), "a generation batch is missing"
+        if sorted(results) != list(range(len(starts))):
+            raise RuntimeError("a generation batch is missing from the Ray results")
         ordered = [results[b] for b in range(len(starts))]
         merged = {key: [x for r in ordered for x in r[key]] for key in ("titles", "texts", "prompts")}
         merged.update({key: sum(r[key] for r in ordered) for key in ("parse_failures", "failed", "tokens")})

@@ -98,7 +98,7 @@ BENCH_TMP ?= $(CURDIR)/.dvc/tmp/bench
 bench: install models
 	$(RUN) python benchmarks/bench_extract.py
 	$(RUN) python benchmarks/bench_anonymize.py --sample "$(SYNTHGUARD_SAMPLE_DIR)"
-	$(RUN) python benchmarks/bench_synthesize.py --steps 3 --gen-prompts 8 --gen-batch 8 --gen-tokens 32
+	$(RUN) python benchmarks/bench_synthesize.py --steps 3 --gen-prompts 8 --gen-batches 8 --gen-tokens 32
 	$(RUN) python benchmarks/bench_train.py --rows 192 --test-rows 256
 	$(RUN) python -m stages.extract --no-mlflow --reviews "$(SYNTHGUARD_SAMPLE_DIR)/Electronics.10k.jsonl.gz" \
 		--meta "$(SYNTHGUARD_SAMPLE_DIR)/multi_category.2.7k.meta.jsonl.gz" --out-dir "$(BENCH_TMP)/extracted" \

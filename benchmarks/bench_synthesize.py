@@ -5,8 +5,10 @@
    the stage's step (frozen trunk cached once, only the adapted top layers and the head
    run; fp32 and bf16 autocast). The one-off cache pass is reported separately.
 2. Generation throughput (tokens/s) on the same chat prompts: the previous path (HF
-   `generate` on the unmerged PEFT model, fp32, batch 32) vs the stage's engine (LoRA
-   merged, bf16, larger batch, top-k/top-p and repetition penalty).
+   `generate` on the unmerged PEFT model, fp32, batch 32) vs the stage's backends with the
+   LoRA merged: transformers bf16 and CTranslate2 int8 and float32, each at the given
+   batch sizes, with top-k/top-p and repetition penalty. The one-off merge/convert is
+   timed apart.
 
     .venv/bin/python benchmarks/bench_synthesize.py                   # SmolLM2-135M (GGUF)
     .venv/bin/python benchmarks/bench_synthesize.py --base tiny-llama # the test model
@@ -41,7 +43,8 @@ def parse_args():
     p.add_argument("--seq-len", type=int, default=128)
     p.add_argument("--lora-last-layers", type=int, default=6)
     p.add_argument("--gen-prompts", type=int, default=128)
-    p.add_argument("--gen-batch", type=int, default=64, help="the stage's generation batch")
+    p.add_argument("--gen-batches", type=int, nargs="+", default=[64], help="generation batch sizes of the merged paths")
+    p.add_argument("--skip-training", action="store_true", help="the generation comparison only")
     p.add_argument("--gen-tokens", type=int, default=80)
     return p.parse_args()
 
@@ -150,33 +153,42 @@ def bench_training(args, base, enc):
 
 
 def bench_generation(args, base, tok, controls):
-    """(tokens, seconds) per path, and a few records of the stage's path."""
+    """(tokens, seconds) per path, and a few records of each path."""
     import torch
 
-    from stages.synthesize.engine import generate_records, generation_model
-    from stages.synthesize.params import GenerationParams
+    from stages.synthesize.engine import generate_records, generation_engine
+    from stages.synthesize.params import GenerationParams, RayParams
 
     model = fresh_model(args, base)
     with torch.no_grad():  # a non-zero adapter, as after training, so that merging is not a no-op
         for name, weight in model.named_parameters():
             if "lora_B" in name:
                 weight.normal_(0, 1e-3, generator=torch.Generator().manual_seed(0))
-    stage = GenerationParams(n_records=len(controls), oversample=1.0, batch_size=args.gen_batch,
+    stage = GenerationParams(n_records=len(controls), oversample=1.0, batch_size=args.gen_batches[0],
                              max_new_tokens=args.gen_tokens, temperature=0.8, top_k=50, top_p=0.9,
-                             repetition_penalty=1.1, dtype="bfloat16", max_attempts=1, min_text_chars=10)
+                             repetition_penalty=1.1, backend="transformers", dtype="bfloat16", max_attempts=1,
+                             min_text_chars=10, engine="local", ray=RayParams(address=None, num_workers=1))
     previous = dataclasses.replace(stage, batch_size=32, dtype="float32", top_k=0, top_p=0.95,
                                    repetition_penalty=1.0, temperature=0.9)
-    out = {}
-    for label, gen, net in (
-        ("previous: PEFT model unmerged, fp32, batch 32", previous, model.eval()),
-        (f"stage: LoRA merged, bf16, batch {args.gen_batch}, top-k/p, rep. penalty", stage,
-         generation_model(model, "bfloat16")),
-    ):
+    paths = [("previous: PEFT model unmerged, fp32, batch 32", previous, lambda: model.eval())]
+    for batch in args.gen_batches:
+        paths.append((f"transformers: LoRA merged, bf16, batch {batch}", dataclasses.replace(stage, batch_size=batch), None))
+    for compute in ("int8", "float32"):
+        for batch in args.gen_batches:
+            paths.append((f"ctranslate2: LoRA merged, {compute}, batch {batch}",
+                          dataclasses.replace(stage, backend="ctranslate2", dtype=compute, batch_size=batch), None))
+    out, samples, built = {}, {}, {}
+    for label, gen, make in paths:
+        key = (gen.backend, gen.dtype)
+        if make is None and key not in built:  # one conversion per backend and dtype, timed apart
+            start = time.perf_counter()
+            built[key] = (generation_engine(model, tok, gen), time.perf_counter() - start)
+        net = make() if make else built[key][0]
         start = time.perf_counter()
         written = generate_records(net, tok, controls, gen, seed=0)
         out[label] = (written["tokens"], time.perf_counter() - start)
-        sample = written
-    return out, sample
+        samples[label] = written
+    return out, samples, {f"{b} {d}": sec for (b, d), (_, sec) in built.items()}
 
 
 def main():
@@ -191,6 +203,8 @@ def main():
     enc = encode_records(tok, rows, args.seq_len)
     print(f"base {args.base}; torch threads {torch.get_num_threads()}; CPU load {os.getloadavg()[0]:.1f} "
           "(shared machine: figures may be depressed)")
+    if args.skip_training:
+        return _generation_only(args, base, tok, rows)
     train, cache_seconds, losses = bench_training(args, base, enc)
     prev = train["previous: whole model each step, fp32"]
     print(f"\nDP-SGD step, batch {args.batch}, seq <= {args.seq_len}, adapters on top {args.lora_last_layers} layers "
@@ -202,17 +216,23 @@ def main():
         print(f"one-off trunk cache pass ({name}): {1 / sec:.1f} examples/s")
     print("first-batch loss: " + ", ".join(f"{k} {v:.4f}" for k, v in losses.items()))
 
+    _generation_only(args, base, tok, rows)
+
+
+def _generation_only(args, base, tok, rows):
     controls = rows.head(args.gen_prompts).assign(text_chars=rows["text"].str.len())
-    gen, sample = bench_generation(args, base, tok, controls)
-    print(f"\ngeneration, {args.gen_prompts} prompts, up to {args.gen_tokens} new tokens each")
-    print(f"{'mode':60s} {'tokens':>7s} {'seconds':>8s} {'tokens/s':>9s} {'x previous':>11s}")
+    gen, samples, build_seconds = bench_generation(args, base, tok, controls)
+    print(f"\ngeneration, {args.gen_prompts} prompts, up to {args.gen_tokens} new tokens each; CPU load {os.getloadavg()[0]:.1f}")
+    print(f"{'mode':52s} {'tokens':>7s} {'seconds':>8s} {'tokens/s':>9s} {'x previous':>11s}")
     first = None
     for name, (tokens, sec) in gen.items():
         first = first or tokens / sec
-        print(f"{name:60s} {tokens:7d} {sec:8.1f} {tokens / sec:9.1f} {tokens / sec / first:11.2f}")
-    print("\nthree records of the stage's path:")
-    for i in range(3):
-        print(f"  [{controls.iloc[i]['rating']}*] {sample['titles'][i]!r} / {sample['texts'][i]!r}")
+        print(f"{name:52s} {tokens:7d} {sec:8.1f} {tokens / sec:9.1f} {tokens / sec / first:11.2f}")
+    print("one-off build (merge, cast or convert): " + ", ".join(f"{k} {v:.1f} s" for k, v in build_seconds.items()))
+    for name, sample in samples.items():
+        print(f"\ntwo records of {name}:")
+        for i in range(2):
+            print(f"  [{controls.iloc[i]['rating']}*] {sample['titles'][i]!r} / {sample['texts'][i]!r}")
     print(f"CPU load at the end {os.getloadavg()[0]:.1f}")
 
 

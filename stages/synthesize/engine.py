@@ -6,8 +6,10 @@ derived from (seed, batch index, attempt) only, so batches can run in any order 
 any worker (`generate_batch`) and the records come out the same.
 
 Generation runs on a copy of the model with the LoRA merged into the weights (no
-adapter detour per layer) and, by default, in bfloat16. Decoding: temperature, top-k,
-top-p and a repetition penalty (`transformers` `generate`, KV cache on).
+adapter detour per layer). Two backends (`generation.backend`): `transformers`
+`generate` (the reference path; float32 or bfloat16, KV cache on) and CTranslate2
+(`stages/synthesize/ct2.py`; int8 or float32), with the same decoding settings:
+temperature, top-k, top-p and a repetition penalty.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from stages.synthesize.ct2 import CT2Generator
 from stages.synthesize.params import GenerationParams
 from stages.synthesize.prompts import parse_response, record_prompt
 
@@ -38,6 +41,15 @@ def generation_model(model, dtype: str):
     return out.eval()
 
 
+def generation_engine(model, tokenizer, gen: GenerationParams):
+    """What `sample` runs on for these params: the merged transformers model, or a CTranslate2 generator."""
+    if gen.backend == "ctranslate2":
+        import torch
+
+        return CT2Generator(model, tokenizer, compute_type=gen.dtype, threads=torch.get_num_threads())
+    return generation_model(model, gen.dtype)
+
+
 def batch_seed(seed: int, batch_index: int, attempt: int = 0) -> int:
     """The sampling seed of one batch and attempt: a function of these three numbers only."""
     return int(np.random.SeedSequence([seed, batch_index, attempt]).generate_state(1)[0])
@@ -47,6 +59,8 @@ def sample(model, tokenizer, prompts: Sequence[str], gen: GenerationParams, *, s
     """One sampled continuation per prompt: (texts, whether each reached end-of-sequence, new tokens)."""
     import torch
 
+    if isinstance(model, CT2Generator):
+        return model.sample(tokenizer, prompts, gen, seed=seed)
     tokenizer.padding_side = "left"
     enc = tokenizer(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
     torch.manual_seed(seed)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from stages.errors import PipelineInputError
-from stages.synthesize.engine import generate_batch, generate_records, generation_model
+from stages.synthesize.engine import generate_batch, generate_records, generation_engine
 from stages.synthesize.params import TINY_LLAMA, GenerationParams, GeneratorParams
 from stages.synthesize.loading import load_base, resolve_base_model
 from stages.synthesize.prompts import PLAIN_TEMPLATE, SYSTEM, has_chat_template
@@ -76,8 +76,8 @@ class ReviewGenerator:
         self.model = model
         self.tokenizer = tokenizer
         self.config = config
-        self._generation_model = None  # the merged, cast copy, built on first use
-        self._generation_dtype = None
+        self._generation_model = None  # the merged, cast copy (or its CTranslate2 conversion), built on first use
+        self._generation_key = None
 
     @property
     def fine_tuned(self) -> bool:
@@ -144,10 +144,12 @@ class ReviewGenerator:
                 "parse_failures": out.parse_failures, "failed": out.failed, "tokens": out.tokens}
 
     def _generation(self, gen: GenerationParams):
-        """The generation copy of the model (LoRA merged, gen.dtype), built once per dtype."""
-        if self._generation_model is None or self._generation_dtype != gen.dtype:
-            self._generation_model = generation_model(self.model, gen.dtype)
-            self._generation_dtype = gen.dtype
+        """The generation copy of the model (LoRA merged, gen.backend, gen.dtype), built once per setting."""
+        key = (gen.backend, gen.dtype)
+        if self._generation_model is None or self._generation_key != key:
+            self._generation_model = None  # free the previous copy before building the next
+            self._generation_model = generation_engine(self.model, self.tokenizer, gen)
+            self._generation_key = key
         return self._generation_model
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:

@@ -114,11 +114,17 @@ class GenerationParams:
     top_k: int = bounded(min=0)  # 0: off
     top_p: float = bounded(min=0.01, max=1.0)
     repetition_penalty: float = bounded(min=1.0, max=3.0)  # 1: off
-    dtype: Literal["float32", "bfloat16"]  # weights (LoRA merged in) during generation
+    backend: Literal["transformers", "ctranslate2"]  # transformers generate (reference) or CTranslate2 (faster on CPU)
+    dtype: Literal["float32", "bfloat16", "int8"]  # weights (LoRA merged in): transformers float32/bfloat16, ctranslate2 int8/float32
     max_attempts: int = bounded(min=1, max=20)  # a record that fails to parse is regenerated this often, then dropped
     min_text_chars: int = bounded(min=1)  # shorter generated bodies count as parse failures
     engine: str = bounded(choices=("local", "ray"))  # ray: batches of controls across generator actors
     ray: RayParams
+
+    def __post_init__(self):
+        allowed = {"transformers": ("float32", "bfloat16"), "ctranslate2": ("int8", "float32")}[self.backend]
+        if self.dtype not in allowed:
+            raise ParamsError(f"dtype: {self.dtype!r} does not run on backend {self.backend!r}; use one of {list(allowed)}")
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """The ray engines on a local cluster: the same anonymized files and metrics as local, generation that
-does not depend on the worker count, and a killed worker that loses and doubles nothing."""
+does not depend on the worker count, and a killed worker (anonymize or generation) that loses and doubles nothing."""
 
 from __future__ import annotations
 
@@ -123,6 +123,45 @@ def test_a_record_that_fails_detection_is_quarantined_alike_by_both_engines(extr
     assert marker not in ray_result.quarantine.to_json()
 
 
+def test_a_killed_anonymize_worker_is_restarted_and_the_output_is_unchanged(extracted, tmp_path, ray_local):
+    """A detect actor's process dies (SIGKILL) in its first batch: Ray restarts it, the batch reruns, same output."""
+    import dataclasses
+
+    from stages.anonymize import AnonymizeParams
+    from stages.anonymize.engine import ReviewAnalyzer
+    from stages.anonymize.ray_engine import run_anonymize_ray
+    from stages.params import load_section
+
+    tombstone = tmp_path / "killed-once"  # on disk, so the restarted actor does not die again
+
+    class DiesOnce(ReviewAnalyzer):  # defined here, so the actors get it pickled by value
+        def analyze(self, items):
+            if not tombstone.exists():
+                tombstone.write_text(str(os.getpid()))
+                os.kill(os.getpid(), signal.SIGKILL)
+            return super().analyze(items)
+
+    def factory(cls):
+        def build(params):
+            return cls(entities=params.entities, score_threshold=params.score_threshold, batch_size=params.batch_size,
+                       n_process=1, ner_chunk_chars=params.ner_chunk_chars, min_english_share=params.min_english_share)
+        return build
+
+    params, seed = load_section(_params_file(tmp_path, "params.yaml", ray={"address": None, "num_workers": 2, "batch_size": 40}),
+                                "anonymize", AnonymizeParams)
+    params = dataclasses.replace(params, benchmark=dataclasses.replace(params.benchmark, cases=0, person_cases=0))
+    sources = {s: extracted / f"{s}.parquet" for s in SPLITS}
+    key = b"ray-engine-test-key-0123456789"
+    undisturbed = run_anonymize_ray(sources, params, key=key, seed=seed, analyzer_factory=factory(ReviewAnalyzer))
+    killed = run_anonymize_ray(sources, params, key=key, seed=seed, analyzer_factory=factory(DiesOnce))
+    assert tombstone.exists()  # a worker really died
+    for s in SPLITS:  # no batch lost or doubled: every split has the undisturbed rows, in order
+        pd.testing.assert_frame_equal(killed.frames[s], undisturbed.frames[s])
+    pd.testing.assert_frame_equal(killed.quarantine, undisturbed.quarantine)
+    assert {k: v for k, v in killed.metrics.items() if k not in TIMINGS} == {
+        k: v for k, v in undisturbed.metrics.items() if k not in TIMINGS}
+
+
 @pytest.fixture(scope="module")
 def packed_generator(tmp_path_factory):
     """A saved tiny-llama generator (untrained LoRA): its folder, and packed as the actors receive it."""
@@ -203,3 +242,18 @@ def test_ray_generation_writes_the_same_records_as_the_local_engine(packed_gener
 
     local = ReviewGenerator.load_dir(packed_generator[0]).write(_controls(14), GEN, seed=9)
     assert {k: local[k] for k in one_worker} == one_worker
+
+
+def test_run_synthesize_on_ray_writes_the_records_of_the_local_engine(ray_local):
+    """The whole stage function, fine-tune included, with generation.engine ray: the local records and metrics."""
+    from stages.synthesize import run_synthesize
+    from tests.unit.synthesize_helpers import NoPII, records
+
+    train, val = records(120, users=40), records(20, split="val", seed=1000)
+    local = run_synthesize(train, val, quick_params(), seed=3, analyzer=NoPII())
+    on_ray = run_synthesize(train, val, quick_params(**{"generation.engine": "ray"}), seed=3, analyzer=NoPII())
+    pd.testing.assert_frame_equal(on_ray.records, local.records)
+    assert len(local.records) > 0
+    timed = ("seconds", "generation_tokens_per_second", "train_examples_per_second")
+    assert {k: v for k, v in on_ray.metrics.items() if k not in timed} == {
+        k: v for k, v in local.metrics.items() if k not in timed}

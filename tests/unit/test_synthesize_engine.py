@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from stages.synthesize.encoding import encode_records, per_example_loss
-from stages.synthesize.engine import batch_seed, generate_batch, generate_records, generation_model
+from stages.errors import ParamsError
+from stages.synthesize.engine import batch_seed, generate_batch, generate_records, generation_engine, generation_model
 from stages.synthesize.generator import attach_lora
 from stages.synthesize.loading import load_base
 from stages.synthesize.trunk import batch_from_cache, cache_trunk, split_index, top_model
@@ -54,6 +55,32 @@ def test_merged_generation_model_computes_what_the_adapter_does():
     assert not hasattr(merged, "peft_config")  # a plain model: no adapter detour per layer
     assert any("lora_B" in n for n, _ in model.named_parameters())  # the trained adapter is untouched
     assert next(generation_model(model, "bfloat16").parameters()).dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("compute_type", ["float32", "int8"])
+def test_ctranslate2_backend_writes_seeded_batches_from_the_merged_model(compute_type):
+    params, model, tok = _trained_lora()
+    gen = dataclasses.replace(params.generation, backend="ctranslate2", dtype=compute_type, batch_size=2,
+                              max_new_tokens=12, min_text_chars=1)
+    engine = generation_engine(model, tok, gen)
+    whole = generate_records(engine, tok, CONTROLS, gen, seed=5)
+    alone = generate_batch(engine, tok, CONTROLS.iloc[4:], gen, seed=5, batch_index=2)
+    assert alone.texts == whole["texts"][4:]
+    assert generate_records(engine, tok, CONTROLS, gen, seed=5)["texts"] == whole["texts"]
+    assert generate_records(engine, tok, CONTROLS, gen, seed=6)["texts"] != whole["texts"]
+    assert 0 < whole["tokens"] <= 5 * gen.max_attempts * gen.max_new_tokens
+    if compute_type == "float32":  # the converted model is the merged model: greedy decoding agrees token for token
+        greedy = dataclasses.replace(gen, top_k=1, repetition_penalty=1.0)
+        reference = generate_records(generation_model(model, "float32"), tok, CONTROLS, greedy, seed=5)
+        assert generate_records(engine, tok, CONTROLS, greedy, seed=5)["texts"] == reference["texts"]
+
+
+def test_a_dtype_the_backend_cannot_run_is_a_params_error():
+    params = quick_params()
+    with pytest.raises(ParamsError, match="int8.*does not run on backend 'transformers'"):
+        dataclasses.replace(params.generation, backend="transformers", dtype="int8")
+    with pytest.raises(ParamsError, match="bfloat16.*ctranslate2"):
+        dataclasses.replace(params.generation, backend="ctranslate2", dtype="bfloat16")
 
 
 @pytest.mark.parametrize("last_layers", [1, 0])  # the top layer only; every layer (the trunk is the embedding)

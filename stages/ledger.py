@@ -114,6 +114,13 @@ LEDGER: tuple[LedgerEntry, ...] = (
         "a function of the DP generator's output alone: no privacy cost",
         metrics=(f"{SYN}:dropped_pii", f"{SYN}:pii_entities_found.*")),
     LedgerEntry(
+        "synthesize.consistency_filter", "synthesize", "synthetic texts and their DP-sampled ratings only (the judge "
+        "is a public sentence encoder with fixed anchor sentences)",
+        "which synthetic records are kept, the count of records whose text read the opposite of their rating",
+        "sentence-embedding similarity to public anchors", POST,
+        "a function of the DP models' output alone: no privacy cost",
+        metrics=(f"{SYN}:dropped_inconsistent",)),
+    LedgerEntry(
         "synthesize.generation", "synthesize", "the two DP models only",
         "parse failures, token counts and throughput of generation", "sampling from the DP models", POST,
         "a function of the DP models and the seed",

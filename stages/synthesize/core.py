@@ -8,7 +8,8 @@
    the zero-shot reference, whose text model has seen no data (text epsilon 0).
 4. n_records x oversample structured rows are sampled; the LM writes each one's title
    and body (LoRA merged, bf16, fixed seeded batches).
-5. The privacy filters drop memorised and PII-bearing texts; every drop is counted.
+5. The privacy filters drop memorised and PII-bearing texts, and the consistency filter
+   (when enabled) texts that read the opposite of their rating; every drop is counted.
    The first n_records survivors are written; the surplus is counted and discarded.
 """
 
@@ -26,6 +27,7 @@ from stages.errors import PipelineInputError, SchemaError, SynthguardError
 from stages.schema import COLUMNS, RECORD_SCHEMA
 from stages.synthesize.budget import compose
 from stages.synthesize.canaries import insert_canaries, make_canaries
+from stages.synthesize.consistency import RatingJudge, inconsistent, rating_judge
 from stages.synthesize.dp import TrainResult, bound_contributions, plan_steps, train_lora, unit_index, zero_shot_privacy
 from stages.synthesize.encoding import encode_records, held_out_loss
 from stages.synthesize.filters import Analyzer, MemorisationFilter, pii_findings
@@ -95,8 +97,12 @@ def prepare_training(train: pd.DataFrame, params: SynthesizeParams, *, seed: int
 
 
 def run_synthesize(train: pd.DataFrame, val: pd.DataFrame, params: SynthesizeParams, *, seed: int,
-                   analyzer: Analyzer) -> SynthesizeResult:
-    """Pure: fit SDV and the (DP) generator on `train`, generate, filter; nothing is written."""
+                   analyzer: Analyzer, judge: RatingJudge | None = None) -> SynthesizeResult:
+    """Pure: fit SDV and the (DP) generator on `train`, generate, filter; nothing is written.
+
+    `judge` reads the rating of generated texts for the consistency filter; built from
+    params.consistency when the filter is enabled and none is given.
+    """
     import torch
 
     _check_columns(train, "train")
@@ -162,7 +168,10 @@ def run_synthesize(train: pd.DataFrame, val: pd.DataFrame, params: SynthesizePar
 
     # Memorisation is checked against the whole training split (and the canaries), not only the rows trained on.
     reference = pd.concat([train["text"], rows["text"]], ignore_index=True)
-    records, filter_counts = _filter_and_assemble(controls, written, tabular, reference, params, analyzer)
+    if params.consistency.enabled and judge is None:
+        judge = rating_judge(params.consistency)
+    records, filter_counts = _filter_and_assemble(controls, written, tabular, reference, params, analyzer,
+                                                  judge if params.consistency.enabled else None)
     surplus = max(0, len(records) - n)
     records = records.iloc[:n]
     lap("filter")
@@ -214,11 +223,11 @@ def run_synthesize(train: pd.DataFrame, val: pd.DataFrame, params: SynthesizePar
     return SynthesizeResult(records, generator, tabular, canaries, metrics, losses)
 
 
-def _filter_and_assemble(controls, written, tabular, reference, params, analyzer) -> tuple[pd.DataFrame, dict]:
-    """Drop memorised and PII-bearing texts, count each drop, and build record-schema rows."""
+def _filter_and_assemble(controls, written, tabular, reference, params, analyzer, judge) -> tuple[pd.DataFrame, dict]:
+    """Drop memorised, inconsistent (judge given) and PII-bearing texts, count each drop, build record-schema rows."""
     filters = params.filters
     memo = MemorisationFilter(reference, n=filters.ngram_n, max_overlap=filters.max_ngram_overlap)
-    dropped = {"exact_match": 0, "ngram_overlap": 0, "pii": 0}
+    dropped = {"exact_match": 0, "ngram_overlap": 0, "inconsistent": 0, "pii": 0}
     entity_counts: dict[str, int] = {}
     candidates = []
     for i, text in enumerate(written["texts"]):
@@ -231,6 +240,12 @@ def _filter_and_assemble(controls, written, tabular, reference, params, analyzer
             dropped[reason] += 1
         else:
             candidates.append(i)
+    if judge is not None:  # the judge sees generated texts only: post-processing
+        c = params.consistency
+        judged = judge.judge([f"{written['titles'][i] or ''}\n{written['texts'][i]}".strip() for i in candidates])
+        bad = inconsistent(controls["rating"].iloc[candidates].to_numpy(), judged, low_max=c.low_max, high_min=c.high_min)
+        dropped["inconsistent"] = int(bad.sum())
+        candidates = [i for i, b in zip(candidates, bad) if not b]
     found = pii_findings(
         [f"{written['titles'][i] or ''}\n{written['texts'][i]}" for i in candidates], analyzer,
         entities=filters.pii_entities, threshold=filters.pii_score_threshold,

@@ -142,6 +142,18 @@ class FilterParams:
 
 
 @dataclass(frozen=True)
+class ConsistencyParams:
+    """The rating-consistency filter (stages/synthesize/consistency.py): a utility lever, free under DP."""
+
+    enabled: bool
+    judge_model: str  # package:<name> or a sentence-transformers folder; never trained on private data
+    temperature: float = bounded(min=0.1, max=1000.0)  # softmax sharpness over the anchor similarities
+    low_max: float = bounded(min=1.0, max=5.0)  # a 1-2 star text judged above this is dropped
+    high_min: float = bounded(min=1.0, max=5.0)  # a 4-5 star text judged below this is dropped
+    batch_size: int = bounded(min=1, max=4096)
+
+
+@dataclass(frozen=True)
 class CanaryParams:
     """Audit canaries: unique fake secret records inserted into the training split."""
 
@@ -165,4 +177,5 @@ class SynthesizeParams:
     dp: DPParams
     generation: GenerationParams
     filters: FilterParams
+    consistency: ConsistencyParams
     canaries: CanaryParams

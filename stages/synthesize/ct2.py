@@ -25,6 +25,20 @@ from stages.errors import PipelineInputError
 COMPUTE_TYPES = ("int8", "float32")
 
 
+def _plain_copy(model):
+    """The same weights in a model `save_pretrained` accepts (a GGUF-loaded one is flagged quantized, so it refuses)."""
+    if getattr(model, "hf_quantizer", None) is None:
+        return model
+    from transformers import AutoModelForCausalLM
+
+    config = copy.deepcopy(model.config)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config)
+    plain.load_state_dict(model.state_dict())
+    return plain.eval()
+
+
 class CT2Generator:
     """A CTranslate2 Generator built from a (PEFT or plain) causal LM; `sample` as engine.sample does."""
 
@@ -38,7 +52,7 @@ class CT2Generator:
         merged = copy.deepcopy(model)
         if hasattr(merged, "merge_and_unload"):
             merged = merged.merge_and_unload()
-        merged = merged.float().eval()
+        merged = _plain_copy(merged.eval())
         with tempfile.TemporaryDirectory(prefix="synthguard-ct2-") as tmp:
             hf_dir, ct2_dir = Path(tmp) / "hf", Path(tmp) / "ct2"
             merged.save_pretrained(str(hf_dir))

@@ -12,7 +12,7 @@ from stages.io import atomic_path
 
 
 def frontier_points(runs: Sequence[dict], names: Sequence[str] = ()) -> pd.DataFrame:
-    """One row per evaluate run: name, epsilon (NaN: non-private), utility ratio, MIA AUC, DCR share.
+    """One row per evaluate run: name, epsilon (NaN: non-private), utility ratio and lift, MIA AUC, DCR share.
 
     `floor_ratio` is the ratio a classifier that always predicts the majority class would reach.
 
@@ -32,12 +32,15 @@ def frontier_points(runs: Sequence[dict], names: Sequence[str] = ()) -> pd.DataF
             "utility_ratio": ratio,
             "floor_ratio": majority / real if majority is not None and real else None,
             "tfidf_ratio": m.get("utility.ratio.tfidf.macro_f1"),
+            "lora_lift": m.get("utility.lift.lora.macro_f1"),  # (syn - majority) / (real - majority)
+            "tfidf_lift": m.get("utility.lift.tfidf.macro_f1"),
             "mia_auc": m.get("privacy.mia.auc"),
             "mia_calibrated_auc": m.get("privacy.mia.calibrated.auc"),
             "dcr_share": m.get("privacy.dcr.embedding.dcr_share"),
             "gate_passed": m.get("gate.passed"),
         })
-    frame = pd.DataFrame(rows, columns=["name", "epsilon", "utility_ratio", "floor_ratio", "tfidf_ratio", "mia_auc",
+    frame = pd.DataFrame(rows, columns=["name", "epsilon", "utility_ratio", "floor_ratio", "tfidf_ratio", "lora_lift",
+                                        "tfidf_lift", "mia_auc",
                                         "mia_calibrated_auc", "dcr_share", "gate_passed"])
     if names:
         frame = frame[frame["name"].isin(names)]

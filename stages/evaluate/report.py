@@ -158,7 +158,8 @@ def figures(plots: Mapping[str, pd.DataFrame], frontier: pd.DataFrame | None) ->
 
 
 def frontier_figure(points: pd.DataFrame):
-    """Utility ratio and membership-inference AUC against epsilon, the non-private run at the right edge.
+    """Utility ratio, lift over the majority floor and membership-inference AUC against epsilon, the non-private run
+    at the right edge.
 
     `points` is what `frontier.frontier_points` returns.
 
@@ -171,12 +172,15 @@ def frontier_figure(points: pd.DataFrame):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_u, ax_p) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, (ax_u, ax_l, ax_p) = plt.subplots(1, 3, figsize=(15, 3.6))
     private = points[points["epsilon"].notna()].sort_values("epsilon")
     public = points[points["epsilon"].isna()]
     edge = float(private["epsilon"].max()) * 1.5 if not private.empty else 1.0
     for ax, column, label in ((ax_u, "utility_ratio", "utility ratio (synthetic / real macro-F1)"),
+                              (ax_l, "lora_lift", "lift over the majority floor (LoRA)"),
                               (ax_p, "mia_auc", "membership-inference AUC")):
+        if column not in points or points[column].isna().all():
+            continue
         ax.plot(private["epsilon"], private[column], "o-", label="DP-SGD")
         for _, row in private.iterrows():
             ax.annotate(str(row.get("name", "")), (row["epsilon"], row[column]), fontsize=7)
@@ -189,6 +193,9 @@ def frontier_figure(points: pd.DataFrame):
     if not floor.empty:
         ax_u.axhline(float(floor.median()), color="grey", linestyle=":", linewidth=1, label="majority class")
     ax_u.set_ylim(0, max(1.05, float(points["utility_ratio"].max()) + 0.05))
+    ax_l.axhline(1.0, color="grey", linestyle="--", linewidth=1, label="real data")
+    ax_l.axhline(0.0, color="grey", linestyle=":", linewidth=1, label="majority class")
+    ax_l.legend(fontsize=7)
     if private["mia_calibrated_auc"].notna().any():
         ax_p.plot(private["epsilon"], private["mia_calibrated_auc"], "s--", label="DP-SGD, calibrated attack")
     if public["mia_calibrated_auc"].notna().any():

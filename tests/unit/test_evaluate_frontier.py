@@ -21,10 +21,12 @@ def test_frontier_points_one_per_experiment_latest_wins_and_non_private_has_no_e
         _run("bbbbbbbb2", 2, "eps8", **{"privacy.epsilon": 8.0, "privacy.dp_enabled": 1.0,
                                         "utility.ratio.lora.macro_f1": 0.7, "utility.real.lora.macro_f1": 0.4,
                                         "utility.real.majority.macro_f1": 0.16, "privacy.mia.auc": 0.55,
+                                        "utility.lift.lora.macro_f1": 0.3,
                                         "privacy.mia.calibrated.auc": 0.51}),
         _run("cccccccc3", 3, "eps1", **{"privacy.epsilon": 1.0, "privacy.dp_enabled": 1.0,
                                         "utility.ratio.lora.macro_f1": 0.55}),  # rerun of eps1
-        _run("dddddddd4", 4, "nodp", **{"privacy.dp_enabled": 0.0, "utility.ratio.lora.macro_f1": 0.9}),
+        _run("dddddddd4", 4, "nodp", **{"privacy.dp_enabled": 0.0, "utility.ratio.lora.macro_f1": 0.9,
+                                        "utility.lift.lora.macro_f1": 0.8}),
         _run("eeeeeeee5", 5, None, **{"privacy.epsilon": 4.0, "privacy.dp_enabled": 1.0,
                                       "utility.ratio.tfidf.macro_f1": 0.6}),  # plain repro, TF-IDF only
     ]
@@ -36,7 +38,10 @@ def test_frontier_points_one_per_experiment_latest_wins_and_non_private_has_no_e
     assert points.loc["eps8", "floor_ratio"] == pytest.approx(0.4)  # majority-class macro-F1 / real macro-F1
     assert math.isnan(points.loc["eps1", "floor_ratio"])  # no majority baseline logged
     fig = frontier_figure(points.reset_index())
-    utility_ax, privacy_ax = fig.axes
+    utility_ax, lift_ax, privacy_ax = fig.axes
+    assert points.loc["eps8", "lora_lift"] == 0.3 and math.isnan(points.loc["eps1", "lora_lift"])
+    assert [t.get_text() for t in lift_ax.get_legend().get_texts()] == [
+        "DP-SGD", "non-private", "real data", "majority class"]
     assert [t.get_text() for t in utility_ax.get_legend().get_texts()] == [
         "DP-SGD", "non-private", "real data (parity)", "majority class"]
     assert utility_ax.get_ylim()[0] == 0  # a flat line near the floor is not blown up

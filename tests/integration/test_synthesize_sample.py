@@ -31,7 +31,7 @@ def test_synthesize_on_real_reviews(sample_dir, tmp_path):
     assert m["train_rows_input"] == len(train) and m["val_rows"] == min(32, len(val))
     assert 0 < m["epsilon"] <= 8.0 and m["privacy_unit"] == "user"
     assert m["generated_requested"] == 9 == m["records_written"] + m["dropped_parse"] + m["dropped_exact_match"] + (
-        m["dropped_ngram_overlap"] + m["dropped_pii"] + m["records_surplus_discarded"])  # 8 x oversample 1.1
+        m["dropped_ngram_overlap"] + m["dropped_inconsistent"] + m["dropped_pii"] + m["records_surplus_discarded"])  # 8 x 1.1
     assert m["records_written"] <= 8
     recs = result.records
     assert to_arrow(recs).schema.equals(RECORD_SCHEMA)

@@ -43,7 +43,7 @@ def test_synthetic_records_follow_the_schema_and_the_sampled_controls(result):
 
 def test_every_requested_record_is_accounted_for(result):
     m = result.metrics
-    dropped = m["dropped_parse"] + m["dropped_exact_match"] + m["dropped_ngram_overlap"] + m["dropped_pii"]
+    dropped = m["dropped_parse"] + m["dropped_exact_match"] + m["dropped_ngram_overlap"] + m["dropped_inconsistent"] + m["dropped_pii"]
     gen = quick_params().generation
     assert m["generated_requested"] == m["records_written"] + dropped + m["records_surplus_discarded"]
     assert m["generated_requested"] == math.ceil(gen.n_records * gen.oversample) and m["records_target"] == gen.n_records

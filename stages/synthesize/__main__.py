@@ -46,7 +46,11 @@ def _loss_plot(losses: list[float], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(range(1, len(losses) + 1), losses, lw=1)
+    if losses:
+        ax.plot(range(1, len(losses) + 1), losses, lw=1)
+    else:  # the zero-shot reference: the plot (a DVC output) says why it is empty
+        ax.text(0.5, 0.5, "zero-shot reference (generator.epochs: 0):\nno fine-tuning, no loss curve",
+                ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel("step")
     ax.set_ylabel("train loss (per token)")
     ax.set_title("synthesize: generator fine-tuning")
@@ -83,21 +87,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             tab_dir.mkdir()
             result.tabular.save(tab_dir / "synthesizer.pkl")
             plot = scratch / "train_loss.png"
-            if result.loss_curve:
-                _loss_plot(result.loss_curve, plot)
+            _loss_plot(result.loss_curve, plot)
             moves = {staged_out: args.out}
             moves.update(_tree_moves(gen_dir, args.generator_dir))
             moves.update(_tree_moves(tab_dir, args.tabular_dir))
-            if plot.exists():
-                moves[plot] = args.plots_dir / "train_loss.png"
+            moves[plot] = args.plots_dir / "train_loss.png"
             for target in (args.generator_dir, args.tabular_dir):
                 _clear(target)
             commit_files(moves)
         write_json(args.metrics, result.metrics)
         write_json(args.ledger, build_ledger(result.metrics))
         run.log_metrics(result.metrics)
-        if result.loss_curve:
-            run.log_artifact(args.plots_dir / "train_loss.png", "plots")
+        run.log_artifact(args.plots_dir / "train_loss.png", "plots")
         _register(args, result)
     m = result.metrics
     text = ("0 for the text (zero-shot: no fine-tuning)" if not m["fine_tuned"]
@@ -109,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"synthesize: {m['records_written']} records written (target {m['records_target']}, "
         f"{m['generated_requested']} generated, {m['records_surplus_discarded']} surplus discarded; "
         f"(parse {m['dropped_parse']}, exact {m['dropped_exact_match']}, n-gram {m['dropped_ngram_overlap']}, "
-        f"PII {m['dropped_pii']} dropped); DP epsilon {eps}; val loss {m['val_loss']:.3f} "
+        f"inconsistent {m['dropped_inconsistent']}, PII {m['dropped_pii']} dropped); DP epsilon {eps}; val loss {m['val_loss']:.3f} "
         f"(base {m['val_loss_base']:.3f}); {m['seconds']['total']:.0f}s"
     )
     return 0

@@ -209,3 +209,15 @@ def test_zero_shot_reference_trains_nothing_and_says_so(tmp_path):
     loaded = ReviewGenerator.load_dir(tmp_path / "gen")
     assert loaded.fine_tuned is False and not hasattr(loaded.model, "peft_config")
     json.dumps(m, allow_nan=False)
+
+
+def test_zero_shot_cli_writes_every_declared_output(tmp_path):
+    """dvc.yaml declares metrics/plots/synthesize: the zero-shot run (no loss curve) must write it too."""
+    import re
+
+    text = (ROOT / "tests" / "params.quick.yaml").read_text()
+    epochs = re.search(r"^    epochs: .*$", text, re.M).group(0)
+    params_file = _quick_file(tmp_path, **{_n_records(): "n_records: 4", epochs: "    epochs: 0"})
+    assert run_cli(main, ["--no-mlflow", *_cli_args(tmp_path, params_file)]) == 0
+    assert (tmp_path / "metrics/plots/synthesize/train_loss.png").is_file()
+    assert json.loads((tmp_path / "metrics/synthesize.json").read_text())["fine_tuned"] is False

@@ -140,8 +140,8 @@ def test_pipeline_filter_counts_every_drop_and_keeps_the_rest():
     }
     tabular = SimpleNamespace(null_columns_=["verified_purchase", "title_chars"])
     params = quick_params(**{"filters.ngram_n": 4})
-    records, counts = _filter_and_assemble(controls, written, tabular, pd.Series(TRAINING), params, analyzer)
-    assert counts["dropped"] == {"exact_match": 1, "ngram_overlap": 1, "pii": 1}
+    records, counts = _filter_and_assemble(controls, written, tabular, pd.Series(TRAINING), params, analyzer, None)
+    assert counts["dropped"] == {"exact_match": 1, "ngram_overlap": 1, "inconsistent": 0, "pii": 1}
     assert counts["pii_entities"] == {"PHONE_NUMBER": 1}
     assert list(records["text"]) == ["A fresh sentence about a keyboard."]
     assert list(records["rating"]) == [5] and records["title"].isna().all()  # no titles in the data: none invented

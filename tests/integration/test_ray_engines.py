@@ -80,6 +80,14 @@ def test_ray_anonymize_writes_the_same_files_and_metrics_as_local(extracted, tmp
     assert not any(t in printed.out or t in printed.err for t in texts)
 
 
+def _analyzer_factory(cls):
+    """An analyzer_factory building `cls` (a ReviewAnalyzer subclass) as the stage would, one process per actor."""
+    def build(params):
+        return cls(entities=params.entities, score_threshold=params.score_threshold, batch_size=params.batch_size,
+                   n_process=1, ner_chunk_chars=params.ner_chunk_chars, min_english_share=params.min_english_share)
+    return build
+
+
 def test_a_record_that_fails_detection_is_quarantined_alike_by_both_engines(extracted, tmp_path, ray_local):
     """A real analyzer made to raise on one text (as a parser bug would): the same rows, quarantine and metrics."""
     import dataclasses
@@ -97,9 +105,7 @@ def test_a_record_that_fails_detection_is_quarantined_alike_by_both_engines(extr
                 raise ValueError("cannot parse")
             return super()._finish(entry)
 
-    def failing_analyzer(params):
-        return FailsOn(entities=params.entities, score_threshold=params.score_threshold, batch_size=params.batch_size,
-                       n_process=1, ner_chunk_chars=params.ner_chunk_chars, min_english_share=params.min_english_share)
+    failing_analyzer = _analyzer_factory(FailsOn)
 
     params, seed = load_section(_params_file(tmp_path, "params.yaml", ray={"address": None, "num_workers": 2, "batch_size": 40}),
                                 "anonymize", AnonymizeParams)
@@ -141,19 +147,14 @@ def test_a_killed_anonymize_worker_is_restarted_and_the_output_is_unchanged(extr
                 os.kill(os.getpid(), signal.SIGKILL)
             return super().analyze(items)
 
-    def factory(cls):
-        def build(params):
-            return cls(entities=params.entities, score_threshold=params.score_threshold, batch_size=params.batch_size,
-                       n_process=1, ner_chunk_chars=params.ner_chunk_chars, min_english_share=params.min_english_share)
-        return build
 
     params, seed = load_section(_params_file(tmp_path, "params.yaml", ray={"address": None, "num_workers": 2, "batch_size": 40}),
                                 "anonymize", AnonymizeParams)
     params = dataclasses.replace(params, benchmark=dataclasses.replace(params.benchmark, cases=0, person_cases=0))
     sources = {s: extracted / f"{s}.parquet" for s in SPLITS}
     key = b"ray-engine-test-key-0123456789"
-    undisturbed = run_anonymize_ray(sources, params, key=key, seed=seed, analyzer_factory=factory(ReviewAnalyzer))
-    killed = run_anonymize_ray(sources, params, key=key, seed=seed, analyzer_factory=factory(DiesOnce))
+    undisturbed = run_anonymize_ray(sources, params, key=key, seed=seed, analyzer_factory=_analyzer_factory(ReviewAnalyzer))
+    killed = run_anonymize_ray(sources, params, key=key, seed=seed, analyzer_factory=_analyzer_factory(DiesOnce))
     assert tombstone.exists()  # a worker really died
     for s in SPLITS:  # no batch lost or doubled: every split has the undisturbed rows, in order
         pd.testing.assert_frame_equal(killed.frames[s], undisturbed.frames[s])

@@ -18,7 +18,7 @@ export HF_DATASETS_OFFLINE := 1
 export HF_EVALUATE_OFFLINE := 1
 export SYNTHGUARD_SAMPLE_DIR ?= $(abspath $(CURDIR)/../shared/data/amazon_reviews_2023)
 
-.PHONY: install install-dev chromium models repro repro-sample sweep-sample frontier exp plots test ui bench lock clean
+.PHONY: install install-dev chromium models repro repro-sample sweep-sample sweep-recipe-sample frontier exp plots test ui bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +76,18 @@ sweep-sample: install models
 	@while $(RUN) dvc queue status | grep -qE 'Queued|Running'; do sleep 60; done
 	$(RUN) dvc queue status
 	$(RUN) python -m stages.evaluate frontier
+
+# The DP recipe sweep on the sample (issue 10): learning rate x epochs at the default epsilon 8, each
+# a whole-pipeline experiment (the attacks can change with the recipe too), then their headline.
+RECIPE_LR     ?= 0.005,0.02
+RECIPE_EPOCHS ?= 1,3
+sweep-recipe-sample: install models
+	$(RUN) dvc exp run --queue $(SAMPLE_PARAMS) -S synthesize.generator.learning_rate=$(RECIPE_LR) \
+		-S synthesize.generator.epochs=$(RECIPE_EPOCHS)
+	$(RUN) dvc queue start --jobs 1
+	@while $(RUN) dvc queue status | grep -qE 'Queued|Running'; do sleep 60; done
+	$(RUN) dvc queue status
+	$(MAKE) exp
 
 frontier: install
 	$(RUN) python -m stages.evaluate frontier

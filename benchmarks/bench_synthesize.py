@@ -3,7 +3,9 @@
 1. DP-SGD training throughput (examples/s) at the same batch: the previous step (Opacus
    per-sample gradients over the whole PEFT model, every layer run each step, fp32) vs
    the stage's step (frozen trunk cached once, only the adapted top layers and the head
-   run; fp32 and bf16 autocast). The one-off cache pass is reported separately.
+   run; fp32 and bf16 autocast). The one-off cache pass is reported separately, in batch
+   order (the earlier pass), by length and by length under bf16 autocast (`--trunk-only N`
+   measures only it, over N reviews).
 2. Generation throughput (tokens/s) on the same chat prompts: the previous path (HF
    `generate` on the unmerged PEFT model, fp32, batch 32) vs the stage's backends with the
    LoRA merged: transformers bf16 and CTranslate2 int8 and float32, each at the given
@@ -45,6 +47,8 @@ def parse_args():
     p.add_argument("--gen-prompts", type=int, default=128)
     p.add_argument("--gen-batches", type=int, nargs="+", default=[64], help="generation batch sizes of the merged paths")
     p.add_argument("--skip-training", action="store_true", help="the generation comparison only")
+    p.add_argument("--trunk-only", type=int, metavar="N", default=0,
+                   help="only the one-off trunk cache pass, over N reviews, in its three modes")
     p.add_argument("--gen-tokens", type=int, default=80)
     return p.parse_args()
 
@@ -128,15 +132,13 @@ def bench_training(args, base, enc):
     results["previous: whole model each step, fp32"] = time_steps(previous, batches)
     net.remove_hooks()
 
-    cache_seconds = {}
+    cache_seconds = trunk_pass_seconds(args, base, enc)
     for dtype_name, dtype in (("fp32", torch.float32), ("bf16 autocast", torch.bfloat16)):
         model = fresh_model(args, base)
         split = split_index(model, args.lora_last_layers)
-        start = time.perf_counter()
-        cache = cache_trunk(model, enc, split, batch_size=32, dtype=dtype)
-        cache_seconds[dtype_name] = (time.perf_counter() - start) / n
-        net, opt, params = _dp(model, top_model(model, split), args)
         bf16 = dtype is torch.bfloat16
+        cache = cache_trunk(model, enc, split, batch_size=32, dtype=dtype, autocast=bf16)
+        net, opt, params = _dp(model, top_model(model, split), args)
 
         def cached(rows, label=dtype_name, bf16=bf16):
             opt.zero_grad()
@@ -150,6 +152,23 @@ def bench_training(args, base, enc):
         results[f"stage: cached trunk, top {args.lora_last_layers} + head, {dtype_name}"] = time_steps(cached, batches)
         net.remove_hooks()
     return results, cache_seconds, losses
+
+
+def trunk_pass_seconds(args, base, enc) -> dict[str, float]:
+    """Seconds per example of the one-off trunk pass: in batch order (the earlier pass), by length, bf16."""
+    import torch
+
+    from stages.synthesize.trunk import cache_trunk, split_index
+
+    out = {}
+    for label, by_length, autocast in (("in batch order, fp32", False, False), ("by length, fp32", True, False),
+                                       ("by length, bf16 autocast", True, True)):
+        model = fresh_model(args, base)
+        start = time.perf_counter()
+        cache_trunk(model, enc, split_index(model, args.lora_last_layers), batch_size=32,
+                    dtype=torch.bfloat16 if autocast else torch.float32, autocast=autocast, by_length=by_length)
+        out[label] = (time.perf_counter() - start) / len(enc.input_ids)
+    return out
 
 
 def bench_generation(args, base, tok, controls):
@@ -198,11 +217,19 @@ def main():
     from stages.synthesize.loading import load_base
 
     args = parse_args()
-    rows = load_rows(args.reviews, max(args.batch * (args.steps + 1), args.gen_prompts))
+    rows = load_rows(args.reviews, max(args.batch * (args.steps + 1), args.gen_prompts, args.trunk_only))
     base, tok = load_base(args.base, seed=0)
-    enc = encode_records(tok, rows, args.seq_len)
+    enc = encode_records(tok, rows.head(args.trunk_only) if args.trunk_only else rows, args.seq_len)
     print(f"base {args.base}; torch threads {torch.get_num_threads()}; CPU load {os.getloadavg()[0]:.1f} "
           "(shared machine: figures may be depressed)")
+    if args.trunk_only:
+        first = None
+        print(f"\none-off trunk cache pass, {args.trunk_only} reviews, seq <= {args.seq_len}, "
+              f"trunk below the top {args.lora_last_layers} layers")
+        for name, sec in trunk_pass_seconds(args, base, enc).items():
+            first = first or sec
+            print(f"{name:28s} {1 / sec:8.1f} examples/s {first / sec:6.2f}x")
+        return None
     if args.skip_training:
         return _generation_only(args, base, tok, rows)
     train, cache_seconds, losses = bench_training(args, base, enc)

@@ -135,7 +135,8 @@ def train_lora(model, encoded: Encoded, units: np.ndarray, gen: GeneratorParams,
 
     if supports_trunk(model):
         split = split_index(model, gen.lora_last_layers)
-        cache = cache_trunk(model, encoded, split, batch_size=32, dtype=torch.bfloat16 if bf16 else torch.float32)
+        cache = cache_trunk(model, encoded, split, batch_size=32, dtype=torch.bfloat16 if bf16 else torch.float32,
+                            autocast=bf16)
         trainee = top_model(model, split)
         result.cache_seconds = time.perf_counter() - start
 

@@ -20,7 +20,7 @@ SOURCES = {
 def test_figures_are_copied_in_declared_order_and_gaps_are_listed():
     figures = (
         Figure("release.records_written", "metrics/synthesize.json", "records_written"),
-        Figure("privacy.epsilon_total", "metrics/synthesize.json", "epsilon_total"),  # not written yet
+        Figure("budget.epsilon_total", "metrics/synthesize.json", "epsilon_total"),  # not written yet
         Figure("stage_seconds.synthesize", "metrics/synthesize.json", "seconds.total"),  # nested key, dotted
         Figure("privacy.epsilon_eval", "metrics/evaluate.json", "privacy.epsilon"),  # null stays null
         Figure("utility.lift", "metrics/train.json", "lift.lora.macro_f1"),  # file absent
@@ -30,7 +30,7 @@ def test_figures_are_copied_in_declared_order_and_gaps_are_listed():
                          "missing", "missing_count"]
     assert out["release.records_written"] == 105 and out["stage_seconds.synthesize"] == 233.4
     assert out["privacy.epsilon_eval"] is None
-    assert out["missing"] == ["privacy.epsilon_total", "utility.lift"] and out["missing_count"] == 2
+    assert out["missing"] == ["budget.epsilon_total", "utility.lift"] and out["missing_count"] == 2
 
 
 @pytest.mark.parametrize("labels", [("a", "a"), ("missing",), ("missing_count",)])
@@ -82,9 +82,9 @@ def test_cli_writes_the_headline_in_order(tmp_path, monkeypatch, capsys):
         (tmp_path / path).write_text(json.dumps(content))
     assert headline.main(["--no-mlflow", "--output", "out/headline.json"]) == 0
     written = json.loads((tmp_path / "out" / "headline.json").read_text())
-    assert list(written)[:3] == ["privacy.epsilon_generator", "privacy.differentially_private", "privacy.mia_auc"]
+    assert list(written)[:3] == ["budget.epsilon_generator", "budget.differentially_private", "privacy.mia_auc"]
     assert written["missing_count"] == len(HEADLINE) - 5
-    assert f"headline: 5 of {len(HEADLINE)} figures -> out/headline.json; missing: privacy.epsilon_total" in capsys.readouterr().out
+    assert f"headline: 5 of {len(HEADLINE)} figures -> out/headline.json; missing: budget.epsilon_total" in capsys.readouterr().out
 
 
 def test_cli_names_a_corrupt_source(tmp_path, monkeypatch):

@@ -103,3 +103,22 @@ def test_cached_trunk_gives_the_full_models_per_example_loss_and_gradients(last_
     for name, p in model.named_parameters():
         if p.requires_grad:
             assert torch.allclose(p.grad, want[name], atol=1e-5), name
+
+
+def test_trunk_pass_by_length_keeps_each_examples_states_and_bf16_stays_close():
+    """Sorting by length changes only which examples share a batch; bf16 autocast only the precision."""
+    _, model, tok = _trained_lora(1)
+    enc = encode_records(tok, records(7), 320)
+    assert len(set(enc.attention_mask.sum(dim=1).tolist())) > 2  # lengths differ, so the order matters
+    in_order = cache_trunk(model, enc, 1, batch_size=3, dtype=torch.float32, by_length=False)
+    by_length = cache_trunk(model, enc, 1, batch_size=3, dtype=torch.float32)
+    bf16 = cache_trunk(model, enc, 1, batch_size=3, dtype=torch.bfloat16, autocast=True)
+    for i in range(7):
+        assert torch.allclose(by_length.hidden[i], in_order.hidden[i], atol=1e-5)
+        assert torch.equal(by_length.targets[i], in_order.targets[i])
+        assert bf16.hidden[i].dtype == torch.bfloat16
+        assert torch.allclose(bf16.hidden[i].float(), in_order.hidden[i], atol=0.1, rtol=0.05)
+    top = top_model(model, 1)
+    exact, _ = top(*batch_from_cache(in_order, list(range(7)), torch.float32))
+    approx, _ = top(*batch_from_cache(bf16, list(range(7)), torch.float32))
+    assert torch.allclose(approx, exact, rtol=0.02)

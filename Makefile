@@ -80,7 +80,7 @@ sweep-sample: install models
 # The DP recipe sweep on the sample (issue 10): learning rate x epochs at the default epsilon 8, each
 # a whole-pipeline experiment (the attacks can change with the recipe too), then their headline.
 RECIPE_LR     ?= 0.005,0.02
-RECIPE_EPOCHS ?= 1,3
+RECIPE_EPOCHS ?= 1,4
 sweep-recipe-sample: install models
 	$(RUN) dvc exp run --queue $(SAMPLE_PARAMS) -S synthesize.generator.learning_rate=$(RECIPE_LR) \
 		-S synthesize.generator.epochs=$(RECIPE_EPOCHS)

@@ -114,6 +114,12 @@ LEDGER: tuple[LedgerEntry, ...] = (
         "a function of the DP generator's output alone: no privacy cost",
         metrics=(f"{SYN}:dropped_pii", f"{SYN}:pii_entities_found.*")),
     LedgerEntry(
+        "synthesize.assistant_talk_filter", "synthesize", "synthetic texts only (fixed patterns, stages/textchecks.py)",
+        "which synthetic texts are kept, the count of texts that answered the prompt instead of being a review",
+        "regular-expression test of generated text", POST,
+        "a function of the DP generator's output alone: no privacy cost",
+        metrics=(f"{SYN}:dropped_assistant_talk",)),
+    LedgerEntry(
         "synthesize.consistency_filter", "synthesize", "synthetic texts and their DP-sampled ratings only (the judge "
         "is a public sentence encoder with fixed anchor sentences)",
         "which synthetic records are kept, the count of records whose text read the opposite of their rating",

@@ -35,6 +35,7 @@ from stages.synthesize.generator import ReviewGenerator, attach_lora, base_check
 from stages.synthesize.loading import load_base
 from stages.synthesize.params import SynthesizeParams
 from stages.synthesize.tabular import TabularModel, fit_tabular
+from stages.textchecks import is_assistant_talk
 
 SYNTHETIC_SPLIT = "synthetic"
 
@@ -224,10 +225,10 @@ def run_synthesize(train: pd.DataFrame, val: pd.DataFrame, params: SynthesizePar
 
 
 def _filter_and_assemble(controls, written, tabular, reference, params, analyzer, judge) -> tuple[pd.DataFrame, dict]:
-    """Drop memorised, inconsistent (judge given) and PII-bearing texts, count each drop, build record-schema rows."""
+    """Drop memorised, assistant-talk, inconsistent (judge given) and PII-bearing texts, count each drop, build rows."""
     filters = params.filters
     memo = MemorisationFilter(reference, n=filters.ngram_n, max_overlap=filters.max_ngram_overlap)
-    dropped = {"exact_match": 0, "ngram_overlap": 0, "inconsistent": 0, "pii": 0}
+    dropped = {"exact_match": 0, "ngram_overlap": 0, "assistant_talk": 0, "inconsistent": 0, "pii": 0}
     entity_counts: dict[str, int] = {}
     candidates = []
     for i, text in enumerate(written["texts"]):
@@ -236,6 +237,8 @@ def _filter_and_assemble(controls, written, tabular, reference, params, analyzer
         if "title_chars" in tabular.null_columns_ or pd.isna(controls["title_chars"].iloc[i]):
             written["titles"][i] = None  # no title in the data (or in this sampled row): never invent one
         reason = memo.reason(text)  # bodies only: short titles ("Great product") repeat innocently
+        if not reason and filters.drop_assistant_talk and is_assistant_talk(f"{written['titles'][i] or ''}\n{text}"):
+            reason = "assistant_talk"  # the model answered the prompt instead of writing a review
         if reason:
             dropped[reason] += 1
         else:

@@ -124,24 +124,33 @@ def test_pipeline_filter_counts_every_drop_and_keeps_the_rest():
 
     analyzer = lambda texts: [[Flag()] if "555" in t else [] for t in texts]  # noqa: E731
     controls = pd.DataFrame({
-        "rating": [1, 2, 3, 4, 5], "helpful_vote": [0] * 5, "verified_purchase": [None] * 5,
-        "timestamp": pd.to_datetime(["2021-01-01"] * 5), "main_category": ["Computers"] * 5, "n_images": [0] * 5,
-        "price": [None] * 5, "title_chars": [None] * 5, "text_chars": [40] * 5,
+        "rating": [1, 2, 3, 4, 5, 4], "helpful_vote": [0] * 6, "verified_purchase": [None] * 6,
+        "timestamp": pd.to_datetime(["2021-01-01"] * 6), "main_category": ["Computers"] * 6, "n_images": [0] * 6,
+        "price": [None] * 6, "title_chars": [None] * 6, "text_chars": [40] * 6,
     })
     written = {
-        "titles": ["t0", "t1", "t2", "t3", "t4"],
+        "titles": ["t0", "t1", "t2", "t3", "t4", "t5"],
         "texts": [
             TRAINING[0],  # a copy
             "Honestly the battery lasts two full days and then some",  # long overlap
             "Ring me on 555-0100 about it.",  # PII
             None,  # failed to parse (counted upstream)
             "A fresh sentence about a keyboard.",  # kept
+            "Here's a 4-star review of the charger:",  # the model answering the prompt
         ],
     }
     tabular = SimpleNamespace(null_columns_=["verified_purchase", "title_chars"])
     params = quick_params(**{"filters.ngram_n": 4})
-    records, counts = _filter_and_assemble(controls, written, tabular, pd.Series(TRAINING), params, analyzer, None)
-    assert counts["dropped"] == {"exact_match": 1, "ngram_overlap": 1, "inconsistent": 0, "pii": 1}
+    records, counts = _filter_and_assemble(controls, dict(written, titles=list(written["titles"])), tabular,
+                                           pd.Series(TRAINING), params, analyzer, None)
+    assert counts["dropped"] == {"exact_match": 1, "ngram_overlap": 1, "assistant_talk": 1, "inconsistent": 0, "pii": 1}
     assert counts["pii_entities"] == {"PHONE_NUMBER": 1}
     assert list(records["text"]) == ["A fresh sentence about a keyboard."]
     assert list(records["rating"]) == [5] and records["title"].isna().all()  # no titles in the data: none invented
+
+    # With the assistant-talk filter off, that text is kept (and counted nowhere).
+    params = quick_params(**{"filters.ngram_n": 4, "filters.drop_assistant_talk": False})
+    records, counts = _filter_and_assemble(controls, dict(written, titles=list(written["titles"])), tabular,
+                                           pd.Series(TRAINING), params, analyzer, None)
+    assert counts["dropped"]["assistant_talk"] == 0
+    assert list(records["text"]) == ["A fresh sentence about a keyboard.", "Here's a 4-star review of the charger:"]

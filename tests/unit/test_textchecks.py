@@ -1,0 +1,35 @@
+"""The assistant-talk check: an instruct model answering the request, not a review."""
+
+from __future__ import annotations
+
+import pytest
+
+from stages.textchecks import is_assistant_talk
+
+
+@pytest.mark.parametrize("text", [
+    'Here\'s a 5-star review of the latest Amazon bestsellers: "One of my all time favorites."',
+    "Here is an example of a 4-star review.\nThe product is great.",
+    "Here\u2019s a sample of 5-star Amazon review:",
+    "A 5-star review of a product from Amazon.",
+    "This is a 3-star review of my favorite product",
+    "I'd be happy to take a review of my Amazon product.",
+    "Sure! The cable works.",
+    "As an AI, I have no hands to hold this phone.",
+    "Below is a sample product review for a charger.",
+])
+def test_answers_and_samples_are_assistant_talk(text):
+    assert is_assistant_talk(text)
+
+
+@pytest.mark.parametrize("text", [
+    "Great phone, works well.",
+    "I gave it 5 stars because here the battery lasts two days.",
+    "Surely the worst case I have owned.",  # 'sure' inside a word
+    "Here is my honest opinion: it broke after a week.",  # 'here is' without review/sample
+    "Would be happy to buy again.",
+    "",
+    None,
+])
+def test_reviews_are_not(text):
+    assert not is_assistant_talk(text)

@@ -85,11 +85,13 @@ class GeneratorPool:
     def __init__(self, packed: bytes, num_workers: int, *, num_gpus: float = 0):
         import ray
 
-        ref = ray.put(packed)
+        # Held for the pool's life: a restarted actor re-runs its constructor on this object, and Ray
+        # frees creation arguments that nothing else references (ray-project/ray#53727).
+        self._packed = ray.put(packed)
         remote = ray.remote(GeneratorActor).options(
             num_cpus=0 if num_gpus else 1, num_gpus=num_gpus, max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS
         )
-        self.actors = [remote.remote(ref) for _ in range(num_workers)]
+        self.actors = [remote.remote(self._packed) for _ in range(num_workers)]
 
     def pids(self) -> list[int]:
         """The actors' process ids (once they are up)."""

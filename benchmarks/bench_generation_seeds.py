@@ -58,6 +58,7 @@ def main() -> None:
     args = parse_args()
     from stages.params import load_section
     from stages.synthesize.consistency import inconsistent, rating_judge
+    from stages.synthesize.core import record_text
     from stages.synthesize.generator import ReviewGenerator
     from stages.synthesize.params import SynthesizeParams
     from stages.textchecks import is_assistant_talk
@@ -81,12 +82,12 @@ def main() -> None:
     for seed in args.seeds:
         start = time.perf_counter()
         out = generator.write(controls, gen, seed=seed)
-        keep = [i for i, t in enumerate(out["texts"]) if t and not is_assistant_talk(f"{out['titles'][i] or ''}\n{t}")]
+        keep = [i for i, t in enumerate(out["texts"]) if t and not is_assistant_talk(record_text(out, i))]
         talk = sum(1 for t in out["texts"] if t) - len(keep)
         dropped = 0
         if judge is not None:
             c = synth.consistency
-            judged = judge.judge([out["texts"][i] for i in keep])
+            judged = judge.judge([record_text(out, i).strip() for i in keep])  # as the stage's filter reads it
             bad = inconsistent(controls["rating"].to_numpy()[keep], judged, low_max=c.low_max, high_min=c.high_min)
             dropped = int(bad.sum())
             keep = [i for i, b in zip(keep, bad) if not b]

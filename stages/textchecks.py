@@ -3,7 +3,8 @@
 Assistant talk is an instruct model answering the request instead of writing the review:
 "Here's a 5-star review of ...:", "As an AI ...", "Sure! ...", "A 5-star review of a product.".
 The patterns are specific to that framing; on the 10,000 real Electronics reviews of the
-shared sample they match 1 text (0.01%), on the default run's synthetic texts 5.7%.
+shared sample they match 1 text (0.01%), on the synthetic texts of the experiment
+`s16b-default` (before this filter existed) 57 of 1,000.
 """
 
 from __future__ import annotations

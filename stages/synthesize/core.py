@@ -224,6 +224,11 @@ def run_synthesize(train: pd.DataFrame, val: pd.DataFrame, params: SynthesizePar
     return SynthesizeResult(records, generator, tabular, canaries, metrics, losses)
 
 
+def record_text(written: dict, i: int) -> str:
+    """Title line and body of generated record `i`, as every post-generation filter reads it."""
+    return f"{written['titles'][i] or ''}\n{written['texts'][i]}"
+
+
 def _filter_and_assemble(controls, written, tabular, reference, params, analyzer, judge) -> tuple[pd.DataFrame, dict]:
     """Drop memorised, assistant-talk, inconsistent (judge given) and PII-bearing texts, count each drop, build rows."""
     filters = params.filters
@@ -237,7 +242,7 @@ def _filter_and_assemble(controls, written, tabular, reference, params, analyzer
         if "title_chars" in tabular.null_columns_ or pd.isna(controls["title_chars"].iloc[i]):
             written["titles"][i] = None  # no title in the data (or in this sampled row): never invent one
         reason = memo.reason(text)  # bodies only: short titles ("Great product") repeat innocently
-        if not reason and filters.drop_assistant_talk and is_assistant_talk(f"{written['titles'][i] or ''}\n{text}"):
+        if not reason and filters.drop_assistant_talk and is_assistant_talk(record_text(written, i)):
             reason = "assistant_talk"  # the model answered the prompt instead of writing a review
         if reason:
             dropped[reason] += 1
@@ -245,12 +250,12 @@ def _filter_and_assemble(controls, written, tabular, reference, params, analyzer
             candidates.append(i)
     if judge is not None:  # the judge sees generated texts only: post-processing
         c = params.consistency
-        judged = judge.judge([f"{written['titles'][i] or ''}\n{written['texts'][i]}".strip() for i in candidates])
+        judged = judge.judge([record_text(written, i).strip() for i in candidates])
         bad = inconsistent(controls["rating"].iloc[candidates].to_numpy(), judged, low_max=c.low_max, high_min=c.high_min)
         dropped["inconsistent"] = int(bad.sum())
         candidates = [i for i, b in zip(candidates, bad) if not b]
     found = pii_findings(
-        [f"{written['titles'][i] or ''}\n{written['texts'][i]}" for i in candidates], analyzer,
+        [record_text(written, i) for i in candidates], analyzer,
         entities=filters.pii_entities, threshold=filters.pii_score_threshold,
     )
     keep = []

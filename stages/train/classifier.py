@@ -132,11 +132,16 @@ def attach_lora(model, params: TrainParams):
 
 
 def class_weights(labels: np.ndarray, mode: str) -> np.ndarray | None:
-    """Loss weights per label id: None for `none`; n / (k * n_class) for `balanced`."""
+    """Loss weights per label id: None for `none`; n / (k * n_class) for `balanced`.
+
+    k counts the labels present, as scikit-learn's `balanced` does; an absent label gets
+    weight 0 (it is never a target, so the weight only has to be finite).
+    """
     if mode == "none":
         return None
     counts = np.bincount(labels, minlength=len(RATINGS)).astype(float)
-    return len(labels) / (len(RATINGS) * counts)
+    present = counts > 0
+    return np.where(present, len(labels) / (present.sum() * np.where(present, counts, 1)), 0.0)
 
 
 @dataclass

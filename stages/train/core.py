@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,18 +66,31 @@ def prepare(frame: pd.DataFrame, *, name: str, use_title: bool, max_rows: int | 
 
 
 def check_trainable(data: _Prepared, *, name: str, min_rows: int) -> None:
-    """A source needs min_rows rows and at least one example of every rating."""
+    """A source needs min_rows rows and at least two ratings; an absent rating is counted, not fatal.
+
+    A synthetic set whose sampler never drew a rare rating is a utility finding: its
+    classifier never predicts that rating and macro-F1 over 1..5 on the real test split
+    pays for it. So the run goes on and `<source>.ratings_absent` says how many were missing.
+    """
     if data.counts["rows"] < min_rows:
         raise PipelineInputError(
             f"{name}: {data.counts['rows']} usable row(s) (of {data.counts['rows_in']}; "
             f"{data.counts['dropped_empty_text']} with empty text) is below train.min_train_rows={min_rows}; "
             "produce more rows upstream or lower train.min_train_rows."
         )
-    absent = [r for r in RATINGS if r not in set(data.ratings.tolist())]
-    if absent:
+    present = set(data.ratings.tolist())
+    absent = [r for r in RATINGS if r not in present]
+    data.counts["ratings_absent"] = len(absent)
+    if len(present) < 2:
         raise PipelineInputError(
-            f"{name}: no training example with rating {absent}; a classifier over 1..5 needs every class. "
-            "Generate or sample more rows so that each rating appears."
+            f"{name}: every training example has rating {sorted(present)}; a classifier needs at least two "
+            "ratings. Generate or sample more rows so that other ratings appear."
+        )
+    if absent:
+        warnings.warn(
+            f"{name}: no training example with rating {absent}; its classifier will never predict "
+            f"{'it' if len(absent) == 1 else 'them'}, and macro-F1 over 1..5 counts that.",
+            stacklevel=2,
         )
 
 

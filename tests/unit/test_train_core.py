@@ -55,6 +55,7 @@ def test_training_on_tiny_data_scores_every_model_per_source(trained):
     result, _ = trained
     m = result.metrics
     assert m["test.rows"] == 30 and m["synthetic.rows"] == 60 and m["real.rows"] == 60
+    assert m["synthetic.ratings_absent"] == 0 and m["real.ratings_absent"] == 0
     for source in ("synthetic", "real"):
         for model in ("lora", "tfidf", "majority"):
             for key in ("accuracy", "macro_f1", "binary_accuracy", *(f"f1_{r}" for r in range(1, 6))):
@@ -108,8 +109,8 @@ def test_predict_keeps_review_ids_and_needs_a_text_column(trained):
     [
         # a source below train.min_train_rows
         ({"synthetic": reviews(2, seed=1)}, PipelineInputError, r"source 'synthetic': 10 usable row\(s\).*below train.min_train_rows=20"),
-        # rating 2 never appears
-        ({"synthetic": reviews(8, seed=1, ratings=(1, 3, 4, 5))}, PipelineInputError, r"source 'synthetic': no training example with rating \[2\]"),
+        # one rating only: nothing to tell apart
+        ({"synthetic": reviews(24, seed=1, ratings=(5,))}, PipelineInputError, r"source 'synthetic': every training example has rating \[5\]"),
         # a source name run_train does not know
         ({"synthetic": reviews(8, seed=1), "scraped": reviews(8, seed=1)}, ParamsError, r"unknown source\(s\) \['scraped'\]"),
         # a rating outside 1..5
@@ -131,6 +132,19 @@ def test_empty_texts_are_counted_not_trained_on(tmp_path):
     assert result.metrics["real.dropped_empty_text"] == 4
     assert result.metrics["real.rows"] == 26 and result.metrics["real.rows_in"] == 30
     assert "ratio.lora.accuracy" not in result.metrics  # one source: nothing to compare
+
+
+def test_an_absent_rating_is_counted_and_paid_for_in_macro_f1(tmp_path):
+    """A sampler that never drew rating 2 gives a classifier that never predicts it: no crash, a lower score."""
+    with pytest.warns(UserWarning, match=r"source 'synthetic': no training example with rating \[2\]"):
+        result = run_train({"synthetic": reviews(8, seed=1, ratings=(1, 3, 4, 5))}, reviews(6, seed=3),
+                           quick_params(sources=("synthetic",)), seed=0, out_dir=tmp_path)
+    m = result.metrics
+    assert m["synthetic.ratings_absent"] == 1 and m["synthetic.rows"] == 32
+    for model in ("lora", "tfidf"):
+        assert 2 not in set(result.predictions[("synthetic", model)].tolist())
+        assert m[f"synthetic.{model}.f1_2"] == 0.0
+        assert m[f"synthetic.{model}.macro_f1"] <= 0.8  # one of five classes scores 0
 
 
 def test_unknown_source_in_params_names_the_choices():
@@ -163,6 +177,8 @@ def test_balanced_class_weights_and_length_batches():
     labels = np.array([0] * 6 + [1, 2, 3, 4])
     assert class_weights(labels, "none") is None
     assert class_weights(labels, "balanced").tolist() == pytest.approx([10 / 30, 2, 2, 2, 2])
+    # an absent label: k counts the present labels (scikit-learn's rule) and the absent one weighs 0
+    assert class_weights(np.array([0, 0, 1, 3]), "balanced").tolist() == pytest.approx([4 / 6, 4 / 3, 0, 4 / 3, 0])
     batches = length_batches([5, 1, 9, 3, 7, 2, 8], 3, np.random.default_rng(0))
     assert sorted(np.concatenate(batches).tolist()) == list(range(7))  # every row once
     assert sorted(len(b) for b in batches) == [1, 3, 3]

@@ -5,7 +5,7 @@ the train split rather than the test split) as a memorisation signal: 0.5 when t
 synthetic texts are as close to unseen data as to training data. That reading assumes the
 two references are exchangeable. A split by user makes them samples of different users,
 and on a small sample a few hundred users (the shared Electronics sample's test split has
-175; 74% of its rows come from users with more than 5 reviews) are a distribution of their
+175; 75% of its rows come from users with more than 5 reviews) are a distribution of their
 own. This script puts that to the test with query sets that cannot have memorised anything:
 
 - the real val split (other users again, never trained on);

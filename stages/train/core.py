@@ -61,7 +61,8 @@ def prepare(frame: pd.DataFrame, *, name: str, use_title: bool, max_rows: int | 
     return _Prepared(
         texts=review_texts(kept, use_title=use_title, where=name),
         ratings=kept["rating"].to_numpy(dtype=np.int64),
-        counts={"rows_in": len(frame), "dropped_empty_text": int(empty.sum()), "capped": capped, "rows": len(kept)},
+        counts={"rows_in": len(frame), "dropped_empty_text": int(empty.sum()), "capped": capped, "rows": len(kept),
+                "ratings_absent": len(set(RATINGS) - set(kept["rating"].astype(int)))},
     )
 
 
@@ -80,7 +81,6 @@ def check_trainable(data: _Prepared, *, name: str, min_rows: int) -> None:
         )
     present = set(data.ratings.tolist())
     absent = [r for r in RATINGS if r not in present]
-    data.counts["ratings_absent"] = len(absent)
     if len(present) < 2:
         raise PipelineInputError(
             f"{name}: every training example has rating {sorted(present)}; a classifier needs at least two "

@@ -5,7 +5,10 @@
    the stage's step (frozen trunk cached once, only the adapted top layers and the head
    run; fp32 and bf16 autocast). The one-off cache pass is reported separately, in batch
    order (the earlier pass), by length and by length under bf16 autocast (`--trunk-only N`
-   measures only it, over N reviews).
+   measures only it, over N reviews). `--micro-batches 0 64 32 16` instead times the stage's
+   step (cached trunk, bf16 autocast, the stage's LoRA shape) on the same batches with the
+   whole batch padded to its longest example (0) and in micro-batches by length, with the
+   padded tokens and the peak resident memory of each.
 2. Generation throughput (tokens/s) on the same chat prompts: the previous path (HF
    `generate` on the unmerged PEFT model, fp32, batch 32) vs the stage's backends with the
    LoRA merged: transformers bf16 and CTranslate2 int8 and float32, each at the given
@@ -50,6 +53,9 @@ def parse_args():
     p.add_argument("--trunk-only", type=int, metavar="N", default=0,
                    help="only the one-off trunk cache pass, over N reviews, in its three modes")
     p.add_argument("--gen-tokens", type=int, default=80)
+    p.add_argument("--micro-batches", type=int, nargs="+", metavar="M", default=None,
+                   help="only the DP step, whole batch (0) against micro-batches of M examples by length")
+    p.add_argument("--lora-r", type=int, default=8)
     return p.parse_args()
 
 
@@ -67,9 +73,10 @@ def generator_params(args, train_dtype="float32"):
     from stages.synthesize.params import GeneratorParams
 
     return GeneratorParams(
-        base_model=args.base, lora_r=8, lora_alpha=16, lora_dropout=0.0, target_modules=("q_proj", "v_proj"),
+        base_model=args.base, lora_r=args.lora_r, lora_alpha=2 * args.lora_r, lora_dropout=0.0, target_modules=("q_proj", "v_proj"),
         lora_last_layers=args.lora_last_layers, learning_rate=1e-3, epochs=1, batch_size=args.batch,
         max_seq_len=args.seq_len, max_train_rows=None, min_train_rows=1, eval_rows=1, train_dtype=train_dtype,
+        micro_batch_size=None,
     )
 
 
@@ -154,6 +161,57 @@ def bench_training(args, base, enc):
     return results, cache_seconds, losses
 
 
+def _peak_rss_reset() -> None:
+    """Reset this process's peak resident set size (Linux: `5` to clear_refs), so a mode's peak is its own."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def _peak_rss_gb() -> float:
+    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024**2
+
+
+def bench_micro_batches(args, base, enc) -> list[tuple[str, float, int, float, float]]:
+    """Per micro-batch size: (label, median s/step, padded tokens per step, peak RSS GB, first-step loss)."""
+    import numpy as np
+    import torch
+
+    from stages.synthesize.dp import _per_unit_grad_samples, micro_batches, step_backward
+    from stages.synthesize.trunk import batch_from_cache, cache_trunk, split_index, top_model
+
+    n = args.batch * (args.steps + 1)
+    batches = [list(range(i, i + args.batch)) for i in range(0, n, args.batch)]
+    units = np.arange(n)
+    out = []
+    split = split_index(base, args.lora_last_layers)
+    cache = cache_trunk(base, enc, split, batch_size=32, dtype=torch.bfloat16, autocast=True)  # frozen: shared
+    lengths = [len(t) for t in cache.targets]
+    for size in args.micro_batches:
+        model = fresh_model(args, base)
+        net, opt, params = _dp(model, top_model(model, split), args)
+        first = []
+
+        def batch_loss(module, rows):
+            return module(*batch_from_cache(cache, rows, torch.float32))
+
+        def step(rows, size=size or None):
+            opt.zero_grad()
+            chunks = micro_batches(rows, lengths, size)
+            ordered, total = step_backward(net, batch_loss, chunks, params, private=True, bf16=True)
+            first.append(total / len(ordered))
+            _per_unit_grad_samples(params, ordered, units, rows)
+            opt.step()
+
+        padded = int(np.mean([sum(len(c) * max(lengths[r] for r in c) for c in micro_batches(b, lengths, size or None))
+                              for b in batches]))
+        _peak_rss_reset()
+        sec = time_steps(step, batches)
+        label = "whole batch, padded to its longest" if not size else f"micro-batches of {size} by length"
+        out.append((label, sec, padded, _peak_rss_gb(), first[0]))
+        net.remove_hooks()
+    return out
+
+
 def trunk_pass_seconds(args, base, enc) -> dict[str, float]:
     """Seconds per example of the one-off trunk pass: in batch order (the earlier pass), by length, bf16."""
     import torch
@@ -229,6 +287,16 @@ def main():
         for name, sec in trunk_pass_seconds(args, base, enc).items():
             first = first or sec
             print(f"{name:28s} {1 / sec:8.1f} examples/s {first / sec:6.2f}x")
+        return None
+    if args.micro_batches:
+        print(f"\nDP-SGD step (cached trunk, bf16 autocast), {args.batch} examples per step, seq <= {args.seq_len}, "
+              f"LoRA r {args.lora_r} on the top {args.lora_last_layers} layers, median of {args.steps}")
+        rows = bench_micro_batches(args, base, enc)
+        print(f"{'mode':40s} {'s/step':>7s} {'examples/s':>10s} {'x whole':>8s} {'tokens/step':>11s} {'peak GB':>8s} "
+              f"{'loss':>7s}")
+        whole = rows[0][1]
+        for label, sec, padded, peak, loss in rows:
+            print(f"{label:40s} {sec:7.2f} {args.batch / sec:10.1f} {whole / sec:8.2f} {padded:11d} {peak:8.2f} {loss:7.4f}")
         return None
     if args.skip_training:
         return _generation_only(args, base, tok, rows)

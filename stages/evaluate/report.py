@@ -250,7 +250,9 @@ def render(metrics: Mapping[str, Any], gate: GateResult, plots: Mapping[str, pd.
     failed_kinds = sorted({kinds.get(name, "privacy") for name in gate.failed})
     which = f"<p>Failed: the {' and the '.join(failed_kinds)} check{'s' if len(gate.failed) > 1 else ''} " \
         f"({', '.join(gate.failed)}).</p>" if gate.failed else ""
-    champ = ", ".join(f"{html.escape(k)} → {html.escape(str(v))}" for k, v in champion.items()) or "–"
+    champ = ", ".join(f"{html.escape(k)} → " + (f"version {html.escape(str(v))}" if v is not None else
+                                                 "none yet (no run has passed the gate)")
+                      for k, v in champion.items()) or "–"
     verdict = "".join(f"<p><b>{html.escape(k)}.</b> {html.escape(v)}</p>" for k, v in verdicts(metrics).items())
     figs = "".join(f"<h3>{html.escape(t)}</h3><img alt='{html.escape(t)}' src='{uri}'>"
                    for t, uri in figures(plots, frontier).items())

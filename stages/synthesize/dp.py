@@ -9,7 +9,11 @@ clipping bound, the sampling and hence the accountant's (epsilon, delta) are all
 unit. With `user` each user keeps at most k reviews (see `bound_contributions`).
 
 The frozen trunk below the adapters runs once (`trunk.cache_trunk`); each step runs
-only the adapted top layers and the head, optionally under bf16 autocast.
+only the adapted top layers and the head, optionally under bf16 autocast. Inside a step
+the sampled examples go through in micro-batches taken in order of length, each padded
+to its own longest example rather than to the batch's: the per-example gradients are
+the same (right padding under a causal mask), the padded tokens and the peak memory
+are not (`micro_batches`).
 """
 
 from __future__ import annotations
@@ -115,6 +119,43 @@ def _lora_params(model):
     return [p for n, p in model.named_parameters() if p.requires_grad]
 
 
+def micro_batches(rows: list[int], lengths, size: int | None) -> list[list[int]]:
+    """The rows of one step in chunks of `size`, in order of length (one chunk of all rows when size is None)."""
+    if size is None or len(rows) <= size:
+        return [sorted(rows, key=lambda r: (lengths[r], r))] if rows else []
+    order = sorted(rows, key=lambda r: (lengths[r], r))
+    return [order[i : i + size] for i in range(0, len(order), size)]
+
+
+def step_backward(net, batch_loss, chunks: list[list[int]], params, *, private: bool, bf16: bool) -> tuple[list[int], float]:
+    """Forward and backward over each chunk; return the rows in the order their gradients sit, and the summed loss.
+
+    Private: each chunk's loss is its own mean, which Opacus' `loss_reduction="mean"` scales
+    back by the chunk's size, so `grad_sample` holds exact per-example gradients; they are
+    gathered across chunks (Opacus would add a second chunk's onto the first's rows).
+    Non-private: the chunks' losses are weighted so that the gradient is the whole batch's mean.
+    """
+    import torch
+
+    n = sum(len(c) for c in chunks)
+    parts: list[list] = [[] for _ in params]
+    total = 0.0
+    for chunk in chunks:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss, _ = batch_loss(net, chunk)
+        loss = loss.float()
+        (loss.mean() if private else loss.sum() / n).backward()
+        total += float(loss.detach().sum())
+        if private:
+            for part, p in zip(parts, params):
+                part.append(p.grad_sample)
+                p.grad_sample = None
+    if private and chunks:
+        for part, p in zip(parts, params):
+            p.grad_sample = torch.cat(part) if len(part) > 1 else part[0]
+    return [r for c in chunks for r in c], total
+
+
 def train_lora(model, encoded: Encoded, units: np.ndarray, gen: GeneratorParams, dp: DPParams, *,
                seed: int, progress=None) -> TrainResult:
     """Fine-tune the trainable (LoRA) parameters in place; DP-SGD when dp.enabled."""
@@ -140,10 +181,13 @@ def train_lora(model, encoded: Encoded, units: np.ndarray, gen: GeneratorParams,
         trainee = top_model(model, split)
         result.cache_seconds = time.perf_counter() - start
 
+        lengths = [len(t) for t in cache.targets]
+
         def batch_loss(net, rows):
             return net(*batch_from_cache(cache, rows, torch.float32))
     else:
         trainee = model
+        lengths = encoded.attention_mask.sum(dim=1).tolist()
 
         def batch_loss(net, rows):
             idx = torch.tensor(rows)
@@ -184,10 +228,9 @@ def train_lora(model, encoded: Encoded, units: np.ndarray, gen: GeneratorParams,
         rows = [r for u in sampled for r in members[u]]
         optimizer.zero_grad(set_to_none=True)
         if rows:
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                loss, _ = batch_loss(net, rows)
-            loss.float().mean().backward()
-            result.losses.append(float(loss.detach().mean()))
+            chunks = micro_batches(rows, lengths, gen.micro_batch_size)
+            rows, total = step_backward(net, batch_loss, chunks, params, private=dp.enabled, bf16=bf16)
+            result.losses.append(total / len(rows))
             result.examples_seen += len(rows)
         if dp.enabled:
             _per_unit_grad_samples(params, rows, units, sampled)

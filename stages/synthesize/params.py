@@ -74,6 +74,9 @@ class GeneratorParams:
     min_train_rows: int = bounded(min=1)  # fewer usable training reviews than this is an error
     eval_rows: int = bounded(min=1)  # real val reviews for held-out loss and perplexity
     train_dtype: Literal["float32", "bfloat16"]  # bfloat16: autocast of the adapted top and a bf16 trunk cache
+    # examples per forward/backward pass inside a step, taken in order of length so each pads to its own
+    # longest; null runs the whole batch at once. Per-example gradients are the same either way.
+    micro_batch_size: int | None = bounded(min=1)
 
     def __post_init__(self):
         if 0 < self.epochs < 0.01:

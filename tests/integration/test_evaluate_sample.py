@@ -122,4 +122,5 @@ def test_run_evaluate_on_real_reviews(splits):
     page = render(m, result.gate, result.plots, champion={"review-generator": None})
     assert page.count("data:image/png;base64,") >= 3
     assert "FAILED" in page and "canary_leaks" in page
+    assert "review-generator → none yet (no run has passed the gate)" in page
     assert "K2P9ZQ7M1XV4" not in page  # counts only, never a leaked value

@@ -8,7 +8,8 @@ import torch
 
 from stages.errors import PrivacyBudgetError
 from stages.synthesize.encoding import encode_records
-from stages.synthesize.dp import _per_unit_grad_samples, bound_contributions, noise_for_target, train_lora, unit_index
+from stages.synthesize.dp import (_per_unit_grad_samples, bound_contributions, micro_batches, noise_for_target,
+                                  train_lora, unit_index)
 from stages.synthesize.generator import attach_lora
 from stages.synthesize.loading import load_base
 from tests.unit.synthesize_helpers import quick_params, records
@@ -111,3 +112,31 @@ def test_per_unit_gradients_are_sums_over_each_units_rows():
     # An empty Poisson batch still yields a (zero-row) grad sample, so the step is taken and counted.
     _per_unit_grad_samples([p], rows=[], units=units, sampled=[])
     assert p.grad_sample.shape == (0, 2)
+
+
+def test_micro_batches_go_in_order_of_length_and_cover_every_row_once():
+    lengths = {0: 9, 1: 3, 2: 7, 3: 3, 4: 1}
+    assert micro_batches([0, 1, 2, 3, 4], lengths, 2) == [[4, 1], [3, 2], [0]]
+    assert micro_batches([0, 2, 4], lengths, None) == [[4, 2, 0]]
+    assert micro_batches([], lengths, 2) == []
+
+
+@pytest.mark.parametrize("private", [True, False])
+def test_micro_batching_by_length_trains_the_same_weights_as_the_whole_batch(private):
+    """Per-example gradients (DP) and the mean gradient (non-private) do not depend on how a step is chunked."""
+    trained = {}
+    for micro in (None, 3):
+        torch.manual_seed(0)  # the same LoRA initialisation for both
+        params, model, enc, frame = _setup(**{"dp.enabled": private, "dp.delta": 1e-3, "generator.batch_size": 6,
+                                              "generator.epochs": 2, "generator.micro_batch_size": micro})
+        assert len(set(enc.attention_mask.sum(dim=1).tolist())) > 1  # lengths differ, so chunks pad differently
+        result = train_lora(model, enc, unit_index(frame["user_id"].to_numpy(), "user"), params.generator,
+                            params.dp, seed=3)
+        trained[micro] = ({n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad},
+                          result.losses, result.examples_seen)
+    (whole, whole_losses, whole_seen), (chunked, chunked_losses, chunked_seen) = trained[None], trained[3]
+    assert whole_seen == chunked_seen
+    assert chunked_losses == pytest.approx(whole_losses, rel=1e-5)
+    for name, value in whole.items():
+        torch.testing.assert_close(chunked[name], value, rtol=1e-4, atol=1e-6)
+    assert any(not torch.equal(v, torch.zeros_like(v)) for v in whole.values())

@@ -122,7 +122,7 @@ def _lora_params(model):
 def micro_batches(rows: list[int], lengths, size: int | None) -> list[list[int]]:
     """The rows of one step in chunks of `size`, in order of length (one chunk of all rows when size is None)."""
     if size is None or len(rows) <= size:
-        return [sorted(rows, key=lambda r: (lengths[r], r))] if rows else []
+        return [list(rows)] if rows else []  # one chunk pads to its longest whatever the order
     order = sorted(rows, key=lambda r: (lengths[r], r))
     return [order[i : i + size] for i in range(0, len(order), size)]
 

@@ -120,7 +120,7 @@ def _lora_params(model):
 
 
 def micro_batches(rows: list[int], lengths, size: int | None) -> list[list[int]]:
-    """The rows of one step in chunks of `size`, in order of length (one chunk of all rows when size is None)."""
+    """The rows of one step in chunks of `size`, in order of length; one chunk (in the given order) when they fit."""
     if size is None or len(rows) <= size:
         return [list(rows)] if rows else []  # one chunk pads to its longest whatever the order
     order = sorted(rows, key=lambda r: (lengths[r], r))

@@ -115,6 +115,7 @@ def test_per_unit_gradients_are_sums_over_each_units_rows():
 
 
 def test_micro_batches_go_in_order_of_length_and_cover_every_row_once():
+    """Several chunks go shortest first; a single chunk keeps the batch's order (the whole-batch step unchanged)."""
     lengths = {0: 9, 1: 3, 2: 7, 3: 3, 4: 1}
     assert micro_batches([0, 1, 2, 3, 4], lengths, 2) == [[4, 1], [3, 2], [0]]
     assert micro_batches([0, 2, 4], lengths, None) == [[0, 2, 4]]

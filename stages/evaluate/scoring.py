@@ -55,7 +55,8 @@ def canary_context(canary: dict, tokenizer) -> tuple[str, str]:
 
     from stages.synthesize.prompts import format_response, record_prompt
 
-    row = SimpleNamespace(rating=canary["rating"], main_category=None, text=canary["text"], product_title=None)
+    row = SimpleNamespace(rating=canary["rating"], main_category=None, text=canary["text"], product_title=None,
+                          title=canary["title"])
     full = record_prompt(tokenizer, row) + format_response(canary["title"], canary["text"])
     if not canary["secret"] or canary["secret"] not in full:
         raise PipelineInputError(

@@ -4,7 +4,7 @@ An example is a chat exchange in the base model's own template:
 
     user:      Write a 2-star Amazon review of a product from the Computers category you
                bought. It was poor. Keep it short: one or two sentences. Begin with
-               "Title:" and a short title on its own line.
+               "Title:" and a short title on its own line.   <- only when the record has a title
     assistant: Title: <title>
                <text><eos>
 
@@ -14,6 +14,10 @@ instruct base understands the request before any fine-tuning (the zero-shot refe
 runs on it unchanged). A base without a chat template (the quick profile's tiny-llama,
 a plain pretrained LM) gets `PLAIN_TEMPLATE`: the same instruction between fixed markers.
 The sentiment word per rating measurably strengthens the rating signal of the text.
+The title is asked for only where the record has one (a training review's own title, a
+sampled row's title length): data without titles (the shared Electronics sample) would
+otherwise train a request its responses never follow, and pay about 15 prompt tokens per
+example in every training step and generated record for a line that is then discarded.
 """
 
 from __future__ import annotations
@@ -52,8 +56,8 @@ def _present(value: Any) -> str | None:
     return text or None
 
 
-def instruction(rating: Any, category: Any, text_chars: Any, product_title: Any = None) -> str:
-    """The request, in natural language, for a review with these structured values."""
+def instruction(rating: Any, category: Any, text_chars: Any, product_title: Any = None, *, title: bool = True) -> str:
+    """The request, in natural language, for a review with these structured values (and a title line if `title`)."""
     stars = int(rating)
     product = _present(product_title)
     cat = _present(category)
@@ -66,7 +70,7 @@ def instruction(rating: Any, category: Any, text_chars: Any, product_title: Any 
     parts = [
         f"Write a {stars}-star Amazon review of {subject} you bought. It was {SENTIMENT[stars]}.",
         LENGTH_ASK[length_bucket(text_chars)],
-        f'Begin with "{TITLE_MARK}" and a short title on its own line.',
+        f'Begin with "{TITLE_MARK}" and a short title on its own line.' if title else "",
     ]
     return " ".join(p for p in parts if p)
 
@@ -84,13 +88,21 @@ def render_prompt(tokenizer, request: str) -> str:
     return PLAIN_TEMPLATE.format(instruction=request)
 
 
+def has_title(row) -> bool:
+    """Whether a record has a title: a review's own `title`, or a sampled control row's `title_chars`."""
+    if hasattr(row, "title_chars"):
+        chars = row.title_chars
+        return chars is not None and not pd.isna(chars) and chars > 0
+    return _present(getattr(row, "title", None)) is not None
+
+
 def record_prompt(tokenizer, row) -> str:
-    """The rendered prompt of one record or control row (rating, main_category, text length, product)."""
+    """The rendered prompt of one record or control row (rating, main_category, text length, product, title)."""
     chars = getattr(row, "text_chars", None)
     if chars is None and isinstance(getattr(row, "text", None), str):
         chars = len(row.text)
     return render_prompt(tokenizer, instruction(row.rating, getattr(row, "main_category", None), chars,
-                                                getattr(row, "product_title", None)))
+                                                getattr(row, "product_title", None), title=has_title(row)))
 
 
 def format_response(title: Any, text: str) -> str:

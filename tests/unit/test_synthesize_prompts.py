@@ -35,6 +35,24 @@ def test_instruction_says_what_the_structured_values_ask_for(args, wanted):
     for piece in wanted:
         assert piece in text
     assert 'Begin with "Title:"' in text
+    assert 'Begin with "Title:"' not in instruction(*args, title=False) and text.startswith(instruction(*args, title=False))
+
+
+@pytest.mark.parametrize(
+    ("row", "asks"),
+    [
+        # a review asks for a title line exactly when it has a title
+        (SimpleNamespace(rating=5, text="Great.", title="Love it"), True),
+        (SimpleNamespace(rating=5, text="Great.", title=None), False),
+        (SimpleNamespace(rating=5, text="Great.", title="  "), False),
+        # a sampled control row: by its title length (NaN where the data has no titles)
+        (SimpleNamespace(rating=2, text_chars=80.0, title_chars=12.0), True),
+        (SimpleNamespace(rating=2, text_chars=80.0, title_chars=float("nan")), False),
+        (SimpleNamespace(rating=2, text_chars=80.0, title_chars=None), False),
+    ],
+)
+def test_the_title_line_is_asked_for_only_where_the_record_has_a_title(row, asks):
+    assert ('Begin with "Title:"' in record_prompt(byte_tokenizer(), row)) is asks
 
 
 @pytest.mark.parametrize(("chars", "bucket"), [(0, "short"), (99, "short"), (100, "medium"), (399, "medium"), (400, "long")])

@@ -18,7 +18,10 @@
     .venv/bin/python benchmarks/bench_synthesize.py                   # SmolLM2-135M (GGUF)
     .venv/bin/python benchmarks/bench_synthesize.py --base tiny-llama # the test model
 
-Reviews are read from the shared sample (never copied into the repository).
+Reviews are read from the shared sample (never copied into the repository), or with
+`--anonymized data/anonymized/train.parquet` from the anonymize stage's output, bounded per
+user as the stage trains on them (the prompts then carry no title request where a review has
+no title, exactly as in the stage).
 """
 
 from __future__ import annotations
@@ -56,6 +59,11 @@ def parse_args():
     p.add_argument("--micro-batches", type=int, nargs="+", metavar="M", default=None,
                    help="only the DP step, whole batch (0) against micro-batches of M examples by length")
     p.add_argument("--lora-r", type=int, default=8)
+    p.add_argument("--anonymized", type=Path, default=None, metavar="TRAIN_PARQUET",
+                   help="the stage's own rows instead of the raw sample's first reviews: an anonymize train.parquet "
+                        "(e.g. data/anonymized/train.parquet after `dvc repro anonymize`), bounded to "
+                        "--reviews-per-user per user and shuffled as synthesize does")
+    p.add_argument("--reviews-per-user", type=int, default=5)
     return p.parse_args()
 
 
@@ -67,6 +75,18 @@ def load_rows(path: Path, n: int):
     frame["main_category"] = "All Electronics"
     frame["product_title"] = None
     return frame[["rating", "title", "text", "main_category", "product_title"]].astype({"rating": int})
+
+
+def load_anonymized(path: Path, n: int, per_user: int):
+    """n training rows as the stage trains on them: at most per_user per user, in a seeded random order."""
+    import pandas as pd
+
+    from stages.synthesize.dp import bound_contributions
+
+    frame = pd.read_parquet(path)
+    keep = bound_contributions(frame["user_id"].astype(str).to_numpy(), per_user, seed=0)
+    rows = frame.iloc[keep].sample(frac=1.0, random_state=0).reset_index(drop=True)
+    return rows[["rating", "title", "text", "main_category", "product_title"]].head(n).astype({"rating": int})
 
 
 def generator_params(args, train_dtype="float32"):
@@ -275,7 +295,9 @@ def main():
     from stages.synthesize.loading import load_base
 
     args = parse_args()
-    rows = load_rows(args.reviews, max(args.batch * (args.steps + 1), args.gen_prompts, args.trunk_only))
+    wanted = max(args.batch * (args.steps + 1), args.gen_prompts, args.trunk_only)
+    rows = (load_anonymized(args.anonymized, wanted, args.reviews_per_user) if args.anonymized
+            else load_rows(args.reviews, wanted))
     base, tok = load_base(args.base, seed=0)
     enc = encode_records(tok, rows.head(args.trunk_only) if args.trunk_only else rows, args.seq_len)
     print(f"base {args.base}; torch threads {torch.get_num_threads()}; CPU load {os.getloadavg()[0]:.1f} "

@@ -16,7 +16,7 @@ a plain pretrained LM) gets `PLAIN_TEMPLATE`: the same instruction between fixed
 The sentiment word per rating measurably strengthens the rating signal of the text.
 The title is asked for only where the record has one (a training review's own title, a
 sampled row's title length): data without titles (the shared Electronics sample) would
-otherwise train a request its responses never follow, and pay 14 prompt tokens per
+otherwise train a request its responses never follow, and pay about 15 prompt tokens per
 example in every training step and generated record for a line that is then discarded.
 """
 

@@ -27,7 +27,7 @@ from stages.ray_cluster import MAX_RESTARTS
 from stages.synthesize.generator import ReviewGenerator
 from stages.synthesize.params import GenerationParams
 
-CONTROL_COLUMNS = ("rating", "main_category", "text_chars", "product_title")
+CONTROL_COLUMNS = ("rating", "main_category", "text_chars", "title_chars", "product_title")  # what record_prompt reads
 
 
 def write_batch(generator: ReviewGenerator, controls: pd.DataFrame, gen: GenerationParams, *, seed: int,

@@ -39,6 +39,7 @@ LENGTH_ASK = {
 SYSTEM = "You write Amazon customer reviews."
 TITLE_MARK = "Title:"
 PLAIN_TEMPLATE = "### Instruction\n{instruction}\n### Review\n"  # bases without a chat template
+PROMPT_COLUMNS = ("rating", "main_category", "text_chars", "title_chars", "product_title")  # what record_prompt reads of a control row
 MAX_PRODUCT_CHARS = 120  # a catalogue title can be a paragraph; the prompt stays short
 
 

@@ -24,10 +24,10 @@ from pathlib import Path
 import pandas as pd
 
 from stages.ray_cluster import MAX_RESTARTS
+from stages.synthesize.prompts import PROMPT_COLUMNS
 from stages.synthesize.generator import ReviewGenerator
 from stages.synthesize.params import GenerationParams
 
-CONTROL_COLUMNS = ("rating", "main_category", "text_chars", "title_chars", "product_title")  # what record_prompt reads
 
 
 def write_batch(generator: ReviewGenerator, controls: pd.DataFrame, gen: GenerationParams, *, seed: int,
@@ -103,7 +103,7 @@ class GeneratorPool:
         """Every batch of `controls`, gathered by batch index into one result shaped like ReviewGenerator.write."""
         import ray
 
-        controls = controls[[c for c in CONTROL_COLUMNS if c in controls]].reset_index(drop=True)
+        controls = controls[[c for c in PROMPT_COLUMNS if c in controls]].reset_index(drop=True)
         starts = range(0, len(controls), gen.batch_size)
         pending = {
             self.actors[b % len(self.actors)].write.remote(b, controls.iloc[s : s + gen.batch_size], gen, seed): b

@@ -136,10 +136,10 @@ class StageRun:
     root: Path
 
     def log_metrics(self, metrics: Mapping[str, Any]) -> None:
-        """Log the numeric leaves of a (nested) metrics mapping under dotted names."""
+        """Log the numeric leaves of a (nested) metrics mapping under dotted names; a flag as 1.0 or 0.0."""
         import mlflow
 
-        flat = {k: float(v) for k, v in flatten_metrics(metrics).items() if is_number(v)}
+        flat = {k: float(v) for k, v in flatten_metrics(metrics).items() if is_number(v) or isinstance(v, bool)}
         if flat:
             mlflow.log_metrics(flat)
 
@@ -284,7 +284,8 @@ def log_pipeline_metrics(metrics: Mapping[str, Any], *, root: Path | None = None
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
-    batch = [Metric(k, float(v), now, 0) for k, v in flatten_metrics(metrics).items() if is_number(v)]
+    batch = [Metric(k, float(v), now, 0) for k, v in flatten_metrics(metrics).items()
+             if is_number(v) or isinstance(v, bool)]
     for start in range(0, len(batch), 500):  # log_batch takes at most 1000 metrics
         client.log_batch(parent, metrics=batch[start:start + 500])
     return parent

@@ -12,7 +12,8 @@ from stages.io import atomic_path
 
 
 def frontier_points(runs: Sequence[dict], names: Sequence[str] = ()) -> pd.DataFrame:
-    """One row per evaluate run: name, epsilon (NaN: non-private), utility ratio and lift, MIA AUC, DCR share.
+    """One row per evaluate run: name, epsilon (NaN: non-private), fine-tuned or zero-shot, utility ratio and lift,
+    MIA AUC, DCR share.
 
     `floor_ratio` is the ratio a classifier that always predicts the majority class would reach.
 
@@ -27,8 +28,11 @@ def frontier_points(runs: Sequence[dict], names: Sequence[str] = ()) -> pd.DataF
         majority, real = m.get("utility.real.majority.macro_f1"), m.get(f"utility.real.{model}.macro_f1")
         rows.append({
             "name": tags.get("dvc_exp_name") or run["run_id"][:8],
-            "epsilon": m.get("privacy.epsilon")  # zero-shot (not fine-tuned) sits at epsilon 0
+            # the release's epsilon; zero-shot (not fine-tuned) sits at the tabular model's, its text costs none
+            "epsilon": m.get("privacy.epsilon")
             if m.get("privacy.dp_enabled", 1.0) or not m.get("privacy.fine_tuned", 1.0) else None,
+            # a text model that saw no data (epsilon_text 0) is the zero-shot reference, in runs logged before the flag was
+            "fine_tuned": bool(m.get("privacy.fine_tuned", 1.0)) and m.get("privacy.epsilon_text") != 0,
             "utility_ratio": ratio,
             "floor_ratio": majority / real if majority is not None and real else None,
             "tfidf_ratio": m.get("utility.ratio.tfidf.macro_f1"),
@@ -39,7 +43,7 @@ def frontier_points(runs: Sequence[dict], names: Sequence[str] = ()) -> pd.DataF
             "dcr_share": m.get("privacy.dcr.embedding.dcr_share"),
             "gate_passed": m.get("gate.passed"),
         })
-    frame = pd.DataFrame(rows, columns=["name", "epsilon", "utility_ratio", "floor_ratio", "tfidf_ratio", "lora_lift",
+    frame = pd.DataFrame(rows, columns=["name", "epsilon", "fine_tuned", "utility_ratio", "floor_ratio", "tfidf_ratio", "lora_lift",
                                         "tfidf_lift", "mia_auc",
                                         "mia_calibrated_auc", "dcr_share", "gate_passed"])
     if names:

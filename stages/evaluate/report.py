@@ -158,10 +158,13 @@ def figures(plots: Mapping[str, pd.DataFrame], frontier: pd.DataFrame | None) ->
 
 
 def frontier_figure(points: pd.DataFrame):
-    """Utility ratio, lift over the majority floor and membership-inference AUC against epsilon, the non-private run
-    at the right edge.
+    """Utility ratio, lift over the majority floor and membership-inference AUC against epsilon: the DP-SGD runs
+    as a line, the zero-shot reference (no private text seen) as its own marker, the non-private run at the right
+    edge.
 
-    `points` is what `frontier.frontier_points` returns.
+    `points` is what `frontier.frontier_points` returns. Utility is drawn for the LoRA
+    classifier (solid) and, where logged, the TF-IDF one (dashed): they disagree often
+    enough that one alone misleads.
 
     The utility panel starts at 0 and marks parity with real data (1.0) and the floor a
     classifier that always predicts the majority class reaches, so that a flat line near
@@ -172,40 +175,46 @@ def frontier_figure(points: pd.DataFrame):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_u, ax_l, ax_p) = plt.subplots(1, 3, figsize=(15, 3.6))
-    private = points[points["epsilon"].notna()].sort_values("epsilon")
+    fig, (ax_u, ax_l, ax_p) = plt.subplots(1, 3, figsize=(15, 3.8))
+    tuned = points["fine_tuned"].fillna(True).astype(bool) if "fine_tuned" in points else pd.Series(True, points.index)
+    private = points[points["epsilon"].notna() & tuned].sort_values("epsilon")
+    zero_shot = points[~tuned]
     public = points[points["epsilon"].isna()]
-    edge = float(private["epsilon"].max()) * 1.5 if not private.empty else 1.0
-    for ax, column, label in ((ax_u, "utility_ratio", "utility ratio (synthetic / real macro-F1)"),
-                              (ax_l, "lora_lift", "lift over the majority floor (LoRA)"),
-                              (ax_p, "mia_auc", "membership-inference AUC")):
-        if column not in points or points[column].isna().all():
-            continue
-        ax.plot(private["epsilon"], private[column], "o-", label="DP-SGD")
-        for _, row in private.iterrows():
-            ax.annotate(str(row.get("name", "")), (row["epsilon"], row[column]), fontsize=7)
-        if not public.empty:
-            ax.scatter([edge] * len(public), public[column], marker="*", s=120, c="red", label="non-private")
-        ax.set_xlabel("ε (lower = more private; star: no DP)")
+    edge = float(points["epsilon"].max()) * 1.5 if points["epsilon"].notna().any() else 1.0
+    panels = ((ax_u, (("utility_ratio", "LoRA"), ("tfidf_ratio", "TF-IDF")), "utility ratio (synthetic / real macro-F1)"),
+              (ax_l, (("lora_lift", "LoRA"), ("tfidf_lift", "TF-IDF")), "lift over the majority floor"),
+              (ax_p, (("mia_auc", None), ("mia_calibrated_auc", "calibrated attack")), "membership-inference AUC"))
+    for ax, series, label in panels:
+        for k, (column, what) in enumerate(series):
+            if column not in points or points[column].isna().all():
+                continue
+            suffix = f", {what}" if what and (k or ax is not ax_p) else ""
+            style, colour = ("o-", "C0") if k == 0 else ("s--", "C1")
+            ax.plot(private["epsilon"], private[column], style, color=colour, label=f"DP-SGD{suffix}")
+            if k == 0:
+                for _, row in private.iterrows():
+                    ax.annotate(str(row.get("name", "")), (row["epsilon"], row[column]), fontsize=7)
+            if zero_shot[column].notna().any():
+                ax.scatter(zero_shot["epsilon"], zero_shot[column], marker="D", s=60, color="green" if k == 0 else "lime",
+                           edgecolors="black", zorder=3, label=f"zero-shot{suffix}")
+            if public[column].notna().any():
+                ax.scatter([edge] * len(public), public[column], marker="*", s=140, color="red" if k == 0 else "orange",
+                           zorder=3, label=f"non-private{suffix}")
+        ax.set_xlabel("ε of the release (zero-shot: the tabular model's; star: no DP)")
         ax.set_ylabel(label)
     ax_u.axhline(1.0, color="grey", linestyle="--", linewidth=1, label="real data (parity)")
     floor = points["floor_ratio"].dropna()
     if not floor.empty:
         ax_u.axhline(float(floor.median()), color="grey", linestyle=":", linewidth=1, label="majority class")
-    ax_u.set_ylim(0, max(1.05, float(points["utility_ratio"].max()) + 0.05))
+    ratios = pd.concat([points["utility_ratio"], points.get("tfidf_ratio", pd.Series(dtype=float))]).dropna()
+    ax_u.set_ylim(0, max(1.05, float(ratios.max()) + 0.05 if not ratios.empty else 1.05))
     ax_l.axhline(1.0, color="grey", linestyle="--", linewidth=1, label="real data")
     ax_l.axhline(0.0, color="grey", linestyle=":", linewidth=1, label="majority class")
-    ax_l.legend(fontsize=7)
-    if private["mia_calibrated_auc"].notna().any():
-        ax_p.plot(private["epsilon"], private["mia_calibrated_auc"], "s--", label="DP-SGD, calibrated attack")
-    if public["mia_calibrated_auc"].notna().any():
-        ax_p.scatter([edge] * len(public), public["mia_calibrated_auc"], marker="*", s=120, c="orange",
-                     label="non-private, calibrated")
     ax_p.axhline(0.5, color="grey", linestyle="--", linewidth=1, label="chance")
     aucs = pd.concat([points["mia_auc"], points["mia_calibrated_auc"]]).dropna()
     ax_p.set_ylim(min(0.4, float(aucs.min()) - 0.05) if not aucs.empty else 0.4, 1.0)
-    ax_u.legend(fontsize=7)
-    ax_p.legend(fontsize=7)
+    for ax in (ax_u, ax_l, ax_p):
+        ax.legend(fontsize=6)
     fig.tight_layout()
     return fig
 

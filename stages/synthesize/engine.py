@@ -10,6 +10,14 @@ adapter detour per layer). Two backends (`generation.backend`): `transformers`
 `generate` (the reference path; float32 or bfloat16, KV cache on) and CTranslate2
 (`stages/synthesize/ct2.py`; int8 or float32), with the same decoding settings:
 temperature, top-k, top-p and a repetition penalty.
+
+Classifier-free guidance (`generation.guidance_scale` > 1, transformers only) samples
+from log p(x | prompt) + g * (log p(x | prompt) - log p(x | unrated prompt)): the
+unconditioned prompt is the same request without the rating (`record_prompt(...,
+rated=False)`), so guidance strengthens what the rating changes in the text and nothing
+else. It costs a second forward pass per token (transformers' own
+`UnbatchedClassifierFreeGuidanceLogitsProcessor`, with its own KV cache). It reads only
+the model and the control row, so it is post-processing like the rest of generation.
 """
 
 from __future__ import annotations
@@ -55,14 +63,26 @@ def batch_seed(seed: int, batch_index: int, attempt: int = 0) -> int:
     return int(np.random.SeedSequence([seed, batch_index, attempt]).generate_state(1)[0])
 
 
-def sample(model, tokenizer, prompts: Sequence[str], gen: GenerationParams, *, seed: int) -> tuple[list[str], list[bool], int]:
-    """One sampled continuation per prompt: (texts, whether each reached end-of-sequence, new tokens)."""
+def sample(model, tokenizer, prompts: Sequence[str], gen: GenerationParams, *, seed: int,
+           unconditioned: Sequence[str] | None = None) -> tuple[list[str], list[bool], int]:
+    """One sampled continuation per prompt: (texts, whether each reached end-of-sequence, new tokens).
+
+    `unconditioned` (one per prompt) is the guidance's unconditioned prompt; needed when
+    gen.guidance_scale > 1.
+    """
     import torch
 
     if isinstance(model, CT2Generator):
         return model.sample(tokenizer, prompts, gen, seed=seed)
     tokenizer.padding_side = "left"
     enc = tokenizer(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
+    guidance = {}
+    if gen.guidance_scale != 1.0:
+        if unconditioned is None or len(unconditioned) != len(prompts):
+            raise ValueError("guidance_scale > 1 needs one unconditioned prompt per prompt")
+        neg = tokenizer(list(unconditioned), return_tensors="pt", padding=True, add_special_tokens=False)
+        guidance = {"guidance_scale": gen.guidance_scale, "negative_prompt_ids": neg["input_ids"],
+                    "negative_prompt_attention_mask": neg["attention_mask"]}
     torch.manual_seed(seed)
     with torch.no_grad():
         out = model.generate(
@@ -76,6 +96,7 @@ def sample(model, tokenizer, prompts: Sequence[str], gen: GenerationParams, *, s
             use_cache=True,
             pad_token_id=tokenizer.pad_token_id,
             eos_token_id=tokenizer.eos_token_id,
+            **guidance,
         )
     new = out[:, enc["input_ids"].shape[1] :]
     finished = (new == tokenizer.eos_token_id).any(dim=1).tolist()
@@ -106,14 +127,17 @@ class BatchOutput:
 def generate_batch(model, tokenizer, controls: pd.DataFrame, gen: GenerationParams, *, seed: int,
                    batch_index: int) -> BatchOutput:
     """Title and body per control row of one batch, retrying parse failures up to gen.max_attempts."""
-    prompts = [record_prompt(tokenizer, r) for r in controls.itertuples(index=False)]
+    rows = list(controls.itertuples(index=False))
+    prompts = [record_prompt(tokenizer, r) for r in rows]
+    unrated = [record_prompt(tokenizer, r, rated=False) for r in rows] if gen.guidance_scale != 1.0 else None
     out = BatchOutput([None] * len(prompts), [None] * len(prompts), prompts=prompts)
     pending = list(range(len(prompts)))
     for attempt in range(gen.max_attempts):
         if not pending:
             break
         raw, finished, tokens = sample(model, tokenizer, [prompts[i] for i in pending], gen,
-                                       seed=batch_seed(seed, batch_index, attempt))
+                                       seed=batch_seed(seed, batch_index, attempt),
+                                       unconditioned=[unrated[i] for i in pending] if unrated else None)
         out.tokens += tokens
         still = []
         for i, text, done in zip(pending, raw, finished):

@@ -117,6 +117,7 @@ class GenerationParams:
     top_k: int = bounded(min=0)  # 0: off
     top_p: float = bounded(min=0.01, max=1.0)
     repetition_penalty: float = bounded(min=1.0, max=3.0)  # 1: off
+    guidance_scale: float = bounded(min=1.0, max=10.0)  # classifier-free guidance towards the rating; 1: off (transformers only)
     backend: Literal["transformers", "ctranslate2"]  # transformers generate (reference) or CTranslate2 (faster on CPU)
     dtype: Literal["float32", "bfloat16", "int8"]  # weights (LoRA merged in): transformers float32/bfloat16, ctranslate2 int8/float32
     max_attempts: int = bounded(min=1, max=20)  # a record that fails to parse is regenerated this often, then dropped
@@ -128,6 +129,11 @@ class GenerationParams:
         allowed = {"transformers": ("float32", "bfloat16"), "ctranslate2": ("int8", "float32")}[self.backend]
         if self.dtype not in allowed:
             raise ParamsError(f"dtype: {self.dtype!r} does not run on backend {self.backend!r}; use one of {list(allowed)}")
+        if self.guidance_scale != 1.0 and self.backend != "transformers":
+            raise ParamsError(
+                f"guidance_scale: {self.guidance_scale} needs backend 'transformers' (CTranslate2 has no "
+                "classifier-free guidance); set backend: transformers, dtype: bfloat16, or guidance_scale: 1"
+            )
 
 
 @dataclass(frozen=True)

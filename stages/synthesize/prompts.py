@@ -58,8 +58,11 @@ def _present(value: Any) -> str | None:
 
 
 def instruction(rating: Any, category: Any, text_chars: Any, product_title: Any = None, *, title: bool = True) -> str:
-    """The request, in natural language, for a review with these structured values (and a title line if `title`)."""
-    stars = int(rating)
+    """The request, in natural language, for a review with these structured values (and a title line if `title`).
+
+    `rating` None gives the same request without the stars and the sentiment word: the
+    unconditioned prompt of classifier-free guidance, which then strengthens the rating alone.
+    """
     product = _present(product_title)
     cat = _present(category)
     if product:
@@ -68,8 +71,13 @@ def instruction(rating: Any, category: Any, text_chars: Any, product_title: Any 
         subject = f"a product from the {cat} category"
     else:
         subject = "a product"
+    if rating is None:
+        ask = f"Write an Amazon review of {subject} you bought."
+    else:
+        stars = int(rating)
+        ask = f"Write a {stars}-star Amazon review of {subject} you bought. It was {SENTIMENT[stars]}."
     parts = [
-        f"Write a {stars}-star Amazon review of {subject} you bought. It was {SENTIMENT[stars]}.",
+        ask,
         LENGTH_ASK[length_bucket(text_chars)],
         f'Begin with "{TITLE_MARK}" and a short title on its own line.' if title else "",
     ]
@@ -97,12 +105,15 @@ def has_title(row) -> bool:
     return _present(getattr(row, "title", None)) is not None
 
 
-def record_prompt(tokenizer, row) -> str:
-    """The rendered prompt of one record or control row (rating, main_category, text length, product, title)."""
+def record_prompt(tokenizer, row, *, rated: bool = True) -> str:
+    """The rendered prompt of one record or control row (rating, main_category, text length, product, title).
+
+    `rated=False`: the same prompt without the rating (the unconditioned prompt of guidance).
+    """
     chars = getattr(row, "text_chars", None)
     if chars is None and isinstance(getattr(row, "text", None), str):
         chars = len(row.text)
-    return render_prompt(tokenizer, instruction(row.rating, getattr(row, "main_category", None), chars,
+    return render_prompt(tokenizer, instruction(row.rating if rated else None, getattr(row, "main_category", None), chars,
                                                 getattr(row, "product_title", None), title=has_title(row)))
 
 

@@ -41,12 +41,12 @@ def test_frontier_points_one_per_experiment_latest_wins_and_non_private_has_no_e
     utility_ax, lift_ax, privacy_ax = fig.axes
     assert points.loc["eps8", "lora_lift"] == 0.3 and math.isnan(points.loc["eps1", "lora_lift"])
     assert [t.get_text() for t in lift_ax.get_legend().get_texts()] == [
-        "DP-SGD", "non-private", "real data", "majority class"]
+        "DP-SGD, LoRA", "non-private, LoRA", "real data", "majority class"]
     assert [t.get_text() for t in utility_ax.get_legend().get_texts()] == [
-        "DP-SGD", "non-private", "real data (parity)", "majority class"]
+        "DP-SGD, LoRA", "non-private, LoRA", "DP-SGD, TF-IDF", "real data (parity)", "majority class"]
     assert utility_ax.get_ylim()[0] == 0  # a flat line near the floor is not blown up
-    assert [t.get_text() for t in privacy_ax.get_legend().get_texts()] == [
-        "DP-SGD", "non-private", "DP-SGD, calibrated attack", "chance"]
+    assert [t.get_text() for t in privacy_ax.get_legend().get_texts()] == [  # the non-private run logged no attack
+        "DP-SGD", "DP-SGD, calibrated attack", "chance"]
     assert points.loc["eps8", "mia_calibrated_auc"] == 0.51
 
 
@@ -57,3 +57,22 @@ def test_frontier_points_keep_only_the_named_experiments():
     ]
     assert list(frontier_points(runs, ["eps1"])["name"]) == ["eps1"]
     assert frontier_points(runs, ["missing"]).empty
+
+
+def test_the_zero_shot_reference_is_its_own_point_not_a_dp_one():
+    """Zero-shot sits at the release's epsilon (the tabular model's) but is not on the DP-SGD line."""
+    runs = [
+        _run("aaaaaaaa1", 1, "eps8", **{"privacy.epsilon": 8.0, "privacy.epsilon_text": 7.9, "privacy.fine_tuned": 1.0,
+                                        "utility.ratio.lora.macro_f1": 0.6, "privacy.mia.auc": 0.6}),
+        _run("bbbbbbbb2", 2, "zs", **{"privacy.epsilon": 1.0, "privacy.epsilon_text": 0.0, "privacy.fine_tuned": 0.0,
+                                      "utility.ratio.lora.macro_f1": 0.7, "privacy.mia.auc": 0.57}),
+        _run("cccccccc3", 3, "zs-old", **{"privacy.epsilon": 1.0, "privacy.epsilon_text": 0.0,  # logged before the flag
+                                          "utility.ratio.lora.macro_f1": 0.7}),
+    ]
+    points = frontier_points(runs).set_index("name")
+    assert points["fine_tuned"].to_dict() == {"eps8": True, "zs": False, "zs-old": False}
+    assert points.loc["zs", "epsilon"] == 1.0
+    utility_ax = frontier_figure(points.reset_index()).axes[0]
+    dp_line = next(line for line in utility_ax.get_lines() if line.get_label() == "DP-SGD, LoRA")
+    assert list(dp_line.get_xdata()) == [8.0]  # only the fine-tuned run
+    assert "zero-shot, LoRA" in [t.get_text() for t in utility_ax.get_legend().get_texts()]

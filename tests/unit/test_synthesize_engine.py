@@ -122,3 +122,44 @@ def test_trunk_pass_by_length_keeps_each_examples_states_and_bf16_stays_close():
     exact, _ = top(*batch_from_cache(in_order, list(range(7)), torch.float32))
     approx, _ = top(*batch_from_cache(bf16, list(range(7)), torch.float32))
     assert torch.allclose(approx, exact, rtol=0.02)
+
+
+def test_guidance_samples_from_the_guided_distribution_towards_the_rating():
+    """Greedy with guidance g picks argmax of g * (log p(.|prompt) - log p(.|unrated)) + log p(.|unrated)."""
+    from stages.synthesize.engine import sample
+    from stages.synthesize.prompts import record_prompt
+
+    params, model, tok = _trained_lora()
+    merged = generation_model(model, "float32")
+    row = next(CONTROLS.iloc[[0]].itertuples(index=False))
+    prompt, unrated = record_prompt(tok, row), record_prompt(tok, row, rated=False)
+    assert "1-star" in prompt and "terrible" in prompt
+    assert "star" not in unrated and "terrible" not in unrated
+    greedy = dataclasses.replace(params.generation, top_k=1, repetition_penalty=1.0, max_new_tokens=1)
+    with torch.no_grad():
+        logp = [torch.log_softmax(merged(**tok([text], return_tensors="pt", add_special_tokens=False)).logits[0, -1], -1)
+                for text in (prompt, unrated)]
+    for g in (1.0, 4.0):
+        want = int(torch.argmax(g * (logp[0] - logp[1]) + logp[1]))
+        gen = dataclasses.replace(greedy, guidance_scale=g)
+        got, _, _ = sample(merged, tok, [prompt], gen, seed=0, unconditioned=[unrated] if g != 1.0 else None)
+        assert got == [tok.decode([want], skip_special_tokens=True)], g
+    with pytest.raises(ValueError, match="unconditioned prompt"):
+        sample(merged, tok, [prompt], dataclasses.replace(greedy, guidance_scale=2.0), seed=0)
+
+
+def test_guided_batches_stay_seeded_and_differ_from_unguided_ones():
+    params, model, tok = _trained_lora()
+    gen = dataclasses.replace(params.generation, batch_size=2, max_new_tokens=12, min_text_chars=1)
+    merged = generation_model(model, gen.dtype)
+    guided = dataclasses.replace(gen, guidance_scale=3.0)
+    whole = generate_records(merged, tok, CONTROLS, guided, seed=5)
+    alone = generate_batch(merged, tok, CONTROLS.iloc[4:], guided, seed=5, batch_index=2)
+    assert alone.texts == whole["texts"][4:]
+    assert generate_records(merged, tok, CONTROLS, gen, seed=5)["texts"] != whole["texts"]
+
+
+def test_guidance_on_a_backend_without_it_is_a_params_error():
+    params = quick_params()
+    with pytest.raises(ParamsError, match="guidance_scale.*needs backend 'transformers'"):
+        dataclasses.replace(params.generation, backend="ctranslate2", dtype="int8", guidance_scale=2.0)

@@ -55,6 +55,15 @@ def test_the_title_line_is_asked_for_only_where_the_record_has_a_title(row, asks
     assert ('Begin with "Title:"' in record_prompt(byte_tokenizer(), row)) is asks
 
 
+def test_the_unrated_prompt_is_the_same_request_without_the_rating():
+    """Guidance's unconditioned prompt: only the stars and the sentiment word go."""
+    assert instruction(None, "Computers", 50, title=False) == (
+        "Write an Amazon review of a product from the Computers category you bought. Keep it short: one or two sentences.")
+    row = SimpleNamespace(rating=1, text_chars=50.0, title_chars=None, main_category="Computers")
+    rated, unrated = record_prompt(byte_tokenizer(), row), record_prompt(byte_tokenizer(), row, rated=False)
+    assert rated.replace("a 1-star Amazon", "an Amazon").replace(" It was terrible.", "") == unrated
+
+
 @pytest.mark.parametrize(("chars", "bucket"), [(0, "short"), (99, "short"), (100, "medium"), (399, "medium"), (400, "long")])
 def test_length_buckets(chars, bucket):
     assert length_bucket(chars) == bucket

@@ -214,4 +214,14 @@ def test_pipeline_metrics_go_on_the_parent_run(monkeypatch, tmp_path):
         pass
     parent = tracking.log_pipeline_metrics({"privacy": {"dcr_share": 0.5}, "label": "text", "ok": True}, root=tmp_path)
     (run,) = _runs("pipeline")
-    assert run.info.run_id == parent and run.data.metrics == {"privacy.dcr_share": 0.5}
+    assert run.info.run_id == parent and run.data.metrics == {"privacy.dcr_share": 0.5, "ok": 1.0}
+
+
+def test_stage_metrics_log_flags_as_one_or_zero_and_skip_text(monkeypatch, tmp_path):
+    """The frontier tells the zero-shot reference by `privacy.fine_tuned`: a flag must reach the store."""
+    monkeypatch.setenv("SYNTHGUARD_PIPELINE_ID", "pipe-flags")
+    with tracking.stage_run("evaluate", params={}, input_hashes={}, root=tmp_path) as run:
+        run.log_metrics({"privacy": {"fine_tuned": False, "dp_enabled": True, "epsilon": 1.0}, "label": "text",
+                         "missing": float("nan")})
+    logged = mlflow.MlflowClient().get_run(run.run_id)
+    assert logged.data.metrics == {"privacy.fine_tuned": 0.0, "privacy.dp_enabled": 1.0, "privacy.epsilon": 1.0}

@@ -15,7 +15,7 @@ on `--rows` records drawn with each of `--seeds` (equal row counts for every arm
 the real training split), macro-F1 on the real test split; ratio and lift over the
 majority floor against real data at the same rows; the consistency judge's Spearman
 correlation between the rating a record was written for and the rating its text reads as
-(a classifier-free measure of the rating signal); the median text length; tokens/s.
+(a classifier-free measure of the rating signal); the median text length; seconds per record.
 
     .venv/bin/python benchmarks/bench_guidance.py --arms adapter:1 adapter:1.5 adapter:2.5 base:1 base:2 \\
         --records 1000 --rows 800 --out-dir /tmp/guidance --json benchmarks/results/guidance.json
@@ -52,7 +52,8 @@ def parse_args():
     p.add_argument("--rows", type=int, default=800, help="training rows per TF-IDF fit (every arm and real)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--seed", type=int, default=0, help="controls and generation")
-    p.add_argument("--out-dir", type=Path, help="write each arm's records here (parquet), to read them by eye")
+    p.add_argument("--out-dir", type=Path,
+                   help="write each arm's records (parquet) and figures (json) here; an arm already there is reused")
     p.add_argument("--json", type=Path, help="write the table here")
     return p.parse_args()
 
@@ -98,7 +99,14 @@ def main() -> None:
 
     sources, info = {"real": real}, {}
     for model, scale in arms:
-        name = f"{model} g={scale:g}"
+        name, stem = f"{model} g={scale:g}", f"{model}-g{scale:g}"
+        saved = args.out_dir / f"{stem}.json" if args.out_dir else None
+        if saved is not None and saved.is_file():  # the same arm of an earlier, interrupted run of this command
+            sources[name] = pd.read_parquet(args.out_dir / f"{stem}.parquet")
+            sources[f"{name} +consistency"] = sources[name][~np.array(json.loads(saved.read_text())["inconsistent"])]
+            info[name] = json.loads(saved.read_text())["info"]
+            print(f"{name}: reused from {saved}: {info[name]}", flush=True)
+            continue
         generator = tuned if model == "adapter" else zero_shot
         start = time.perf_counter()
         with tqdm(total=len(controls), desc=f"bench: {name}", unit="record", disable=None) as bar:
@@ -107,18 +115,20 @@ def main() -> None:
         frame = pd.DataFrame({"rating": controls["rating"].to_numpy(), "title": out["titles"], "text": out["texts"]})
         frame = frame[frame["text"].notna()]
         frame = frame[[not is_assistant_talk(f"{t or ''}\n{x}") for t, x in zip(frame["title"], frame["text"])]]
+        frame = frame.reset_index(drop=True)
         judged = judge.judge((frame["title"].fillna("") + "\n" + frame["text"]).str.strip().tolist())
         bad = inconsistent(frame["rating"].to_numpy(), judged, low_max=c.low_max, high_min=c.high_min)
         sources[name] = frame
         sources[f"{name} +consistency"] = frame[~bad]
-        info[name] = {"seconds": round(seconds, 1), "tokens": out["tokens"], "tokens_per_second": round(out["tokens"] / seconds, 1),
+        info[name] = {"seconds": round(seconds, 1), "seconds_per_record": round(seconds / len(controls), 3),
+                      "tokens": out["tokens"], "tokens_per_second": round(out["tokens"] / seconds, 1),
                       "kept": len(frame), "consistency_kept": int((~bad).sum()),
-                      "judge_spearman": float(pd.Series(judged).corr(frame["rating"].reset_index(drop=True).astype(float),
-                                                                     method="spearman")),
+                      "judge_spearman": float(pd.Series(judged).corr(frame["rating"].astype(float), method="spearman")),
                       "median_chars": float(frame["text"].str.len().median())}
-        if args.out_dir:
+        if saved is not None:
             args.out_dir.mkdir(parents=True, exist_ok=True)
-            frame.to_parquet(args.out_dir / f"{model}-g{scale:g}.parquet")
+            frame.to_parquet(args.out_dir / f"{stem}.parquet")
+            saved.write_text(json.dumps({"info": info[name], "inconsistent": bad.tolist()}))
         print(f"{name}: {info[name]}", flush=True)
 
     scores = learning_curves(sources, test, [str(args.rows)], args.seeds, train_params.tfidf,
@@ -128,17 +138,17 @@ def main() -> None:
     real_f1 = float(table.loc[table["source"] == "real", "mean"].iloc[0])
     print(f"\nTF-IDF macro-F1 on {len(test)} real test reviews at {args.rows} training rows, {len(args.seeds)} draws; "
           f"majority floor {floor:.3f}")
-    print(f"| source | macro-F1 (sd) | ratio | lift | judge Spearman | median chars | tokens/s |")
+    print("| source | macro-F1 (sd) | ratio | lift | judge Spearman | median chars | s/record |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     rows = []
     for r in table.itertuples(index=False):
         arm = info.get(r.source.replace(" +consistency", ""), {})
         row = {"source": r.source, "macro_f1": r.mean, "sd": r.std, "fits": int(r.size),
-               "ratio": r.mean / real_f1, "lift": (r.mean - floor) / (real_f1 - floor), **arm}
+               "ratio": r.mean / real_f1, "lift": (r.mean - floor) / (real_f1 - floor) if real_f1 > floor else float("nan"), **arm}
         rows.append(row)
         print(f"| {r.source} | {r.mean:.3f} ({r.std:.3f}) | {row['ratio']:.2f} | {row['lift']:.2f} | "
               f"{arm.get('judge_spearman', float('nan')):.3f} | {arm.get('median_chars', float('nan')):.0f} | "
-              f"{arm.get('tokens_per_second', float('nan')):.1f} |")
+              f"{arm.get('seconds_per_record', float('nan')):.3f} |")
     if len(scores[scores["source"] != "real"]) < len(args.seeds) * 2 * len(arms):
         print("note: some source had fewer rows than --rows and was skipped; lower --rows")
     if args.json:

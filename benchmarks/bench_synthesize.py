@@ -263,7 +263,8 @@ def bench_generation(args, base, tok, controls):
                 weight.normal_(0, 1e-3, generator=torch.Generator().manual_seed(0))
     stage = GenerationParams(n_records=len(controls), oversample=1.0, batch_size=args.gen_batches[0],
                              max_new_tokens=args.gen_tokens, temperature=0.8, top_k=50, top_p=0.9,
-                             repetition_penalty=1.1, backend="transformers", dtype="bfloat16", max_attempts=1,
+                             repetition_penalty=1.1, guidance_scale=1.0, backend="transformers", dtype="bfloat16",
+                             max_attempts=1,
                              min_text_chars=10, engine="local", ray=RayParams(address=None, num_workers=1))
     previous = dataclasses.replace(stage, batch_size=32, dtype="float32", top_k=0, top_p=0.95,
                                    repetition_penalty=1.0, temperature=0.9)

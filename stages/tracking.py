@@ -128,6 +128,11 @@ class InputTable:
     context: str  # MLflow's dataset context: training, validation, testing, evaluation
 
 
+def metric_values(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """What MLflow can hold of a (nested) metrics mapping: numbers under dotted names, a flag as 1.0 or 0.0."""
+    return {k: float(v) for k, v in flatten_metrics(metrics).items() if is_number(v) or isinstance(v, bool)}
+
+
 @dataclass
 class StageRun:
     """Handle on an active MLflow stage run."""
@@ -136,10 +141,10 @@ class StageRun:
     root: Path
 
     def log_metrics(self, metrics: Mapping[str, Any]) -> None:
-        """Log the numeric leaves of a (nested) metrics mapping under dotted names; a flag as 1.0 or 0.0."""
+        """Log `metric_values(metrics)` on this run."""
         import mlflow
 
-        flat = {k: float(v) for k, v in flatten_metrics(metrics).items() if is_number(v) or isinstance(v, bool)}
+        flat = metric_values(metrics)
         if flat:
             mlflow.log_metrics(flat)
 
@@ -284,8 +289,7 @@ def log_pipeline_metrics(metrics: Mapping[str, Any], *, root: Path | None = None
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
-    batch = [Metric(k, float(v), now, 0) for k, v in flatten_metrics(metrics).items()
-             if is_number(v) or isinstance(v, bool)]
+    batch = [Metric(k, v, now, 0) for k, v in metric_values(metrics).items()]
     for start in range(0, len(batch), 500):  # log_batch takes at most 1000 metrics
         client.log_batch(parent, metrics=batch[start:start + 500])
     return parent

@@ -26,13 +26,13 @@ def frontier_points(runs: Sequence[dict], names: Sequence[str] = ()) -> pd.DataF
         model = "lora" if "utility.ratio.lora.macro_f1" in m else "tfidf"
         ratio = m.get(f"utility.ratio.{model}.macro_f1")
         majority, real = m.get("utility.real.majority.macro_f1"), m.get(f"utility.real.{model}.macro_f1")
+        # a text model that saw no data is the zero-shot reference (epsilon_text 0: runs logged before the flag)
+        fine_tuned = bool(m.get("privacy.fine_tuned", 1.0)) and m.get("privacy.epsilon_text") != 0
         rows.append({
             "name": tags.get("dvc_exp_name") or run["run_id"][:8],
-            # the release's epsilon; zero-shot (not fine-tuned) sits at the tabular model's, its text costs none
-            "epsilon": m.get("privacy.epsilon")
-            if m.get("privacy.dp_enabled", 1.0) or not m.get("privacy.fine_tuned", 1.0) else None,
-            # a text model that saw no data (epsilon_text 0) is the zero-shot reference, in runs logged before the flag was
-            "fine_tuned": bool(m.get("privacy.fine_tuned", 1.0)) and m.get("privacy.epsilon_text") != 0,
+            # the release's epsilon; zero-shot sits at the tabular model's, its text costs none; non-private: None
+            "epsilon": m.get("privacy.epsilon") if m.get("privacy.dp_enabled", 1.0) or not fine_tuned else None,
+            "fine_tuned": fine_tuned,
             "utility_ratio": ratio,
             "floor_ratio": majority / real if majority is not None and real else None,
             "tfidf_ratio": m.get("utility.ratio.tfidf.macro_f1"),

@@ -188,7 +188,7 @@ def frontier_figure(points: pd.DataFrame):
         for k, (column, what) in enumerate(series):
             if column not in points or points[column].isna().all():
                 continue
-            suffix = f", {what}" if what and (k or ax is not ax_p) else ""
+            suffix = f", {what}" if what else ""
             style, colour = ("o-", "C0") if k == 0 else ("s--", "C1")
             ax.plot(private["epsilon"], private[column], style, color=colour, label=f"DP-SGD{suffix}")
             if k == 0:

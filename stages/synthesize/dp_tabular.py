@@ -14,8 +14,11 @@ simplest sound form:
    on and the classifier learns). The m tables are concatenated into one vector and
    OpenDP's Gaussian mechanism adds the noise (zCDP). The privacy unit is the text
    generator's: at `unit: user` each user keeps at most `dp.max_reviews_per_user` = k
-   rows, and each row adds 1 to exactly one cell of each table, so adding or removing a
-   user moves the vector by at most k·sqrt(m) in L2. The noise scale is the smallest for which OpenDP's
+   rows, and each row adds 1 to exactly one cell of each table. The root's counts are
+   multiplied by a weight w before the noise and divided by it after, so the root gets
+   noise scale/w and the share w² / (w² + m - 1) of the budget rho (`root_share`; w = 1
+   is the even split 1/m). Adding or removing a user moves the weighted vector by at
+   most k·sqrt(w² + m - 1) in L2. The noise scale is the smallest for which OpenDP's
    zCDP -> (epsilon, delta) map gives at most (`epsilon`, `delta`).
 3. **Post-process** (free under DP): negative counts become 0, and in the 2-way tables
    counts within two noise standard deviations of 0 are treated as noise and zeroed
@@ -133,9 +136,20 @@ def edge_counts(codes: dict[str, np.ndarray], bins: dict[str, Bins]) -> np.ndarr
     return np.concatenate(parts).astype(float)
 
 
-def l2_sensitivity(max_rows_per_unit: int) -> float:
-    """How far (L2) one privacy unit can move the concatenated tables: k rows, 1 per table each."""
-    return max_rows_per_unit * math.sqrt(1 + len(TREE))
+def root_weight(root_share: float) -> float:
+    """The weight w on the root's counts that spends `root_share` of rho on them: w² / (w² + m - 1) = share."""
+    if not 0.0 < root_share < 1.0:
+        raise ValueError(f"root_share must lie strictly between 0 and 1, got {root_share}")
+    return math.sqrt(root_share * len(TREE) / (1.0 - root_share))
+
+
+def l2_sensitivity(max_rows_per_unit: int, weight: float = 1.0) -> float:
+    """How far (L2) one privacy unit can move the concatenated tables (the root's weighted by `weight`).
+
+    k rows, each adding 1 to one cell of every table: the root moves by at most k·w, each
+    of the m - 1 two-way tables by at most k, hence k·sqrt(w² + m - 1).
+    """
+    return max_rows_per_unit * math.sqrt(weight**2 + len(TREE))
 
 
 def gaussian_measurement(scale: float):
@@ -236,22 +250,26 @@ def _conditional(table: np.ndarray) -> np.ndarray:
 
 
 def fit_dp_tabular(frame: pd.DataFrame, domain: TabularDomainParams, *, epsilon: float, delta: float,
-                   max_rows_per_unit: int) -> DPTabularModel:
+                   max_rows_per_unit: int, root_share: float) -> DPTabularModel:
     """Measure the TREE's tables with OpenDP's Gaussian mechanism and post-process them.
 
     `frame` is `tabular_frame` output whose rows are already bounded to `max_rows_per_unit`
-    per privacy unit; the caller (`fit_tabular`) does that bounding. An empty root (every
-    count pruned) falls back to uniform ratings.
+    per privacy unit; the caller (`fit_tabular`) does that bounding. `root_share` is the
+    share of rho spent on the rating counts. An empty root (every count clipped) falls
+    back to uniform ratings.
     """
     from importlib.metadata import version
 
     bins = column_bins(domain)
-    sensitivity = l2_sensitivity(max_rows_per_unit)
+    weight = root_weight(root_share)
+    sensitivity = l2_sensitivity(max_rows_per_unit, weight)
     scale, rho = calibrate(epsilon, delta, sensitivity)
     counts = edge_counts(discretise(frame, bins), bins)
+    offset = bins[ROOT].size
+    counts[:offset] *= weight
     # OpenDP draws its noise from the OS's secure RNG: no seed fixes it (a seeded noise is no noise).
     noisy = np.asarray(gaussian_measurement(scale)(counts.tolist()), dtype=float)
-    offset = bins[ROOT].size
+    noisy[:offset] /= weight
     # The root's few cells are all real ratings: only negatives go, so a rare rating keeps its (noisy) share.
     root = _conditional(np.clip(noisy[:offset], 0.0, None).reshape(1, -1))[0]
     noisy = np.where(noisy < PRUNE_SIGMAS * scale, 0.0, noisy)
@@ -263,6 +281,7 @@ def fit_dp_tabular(frame: pd.DataFrame, domain: TabularDomainParams, *, epsilon:
     privacy = {
         "mechanism": "gaussian (OpenDP make_gaussian, zCDP)",
         "epsilon": epsilon, "delta": delta, "rho": rho, "noise_scale": scale,
+        "root_share": root_share, "root_noise_scale": scale / weight,
         "l2_sensitivity": sensitivity, "max_rows_per_unit": max_rows_per_unit,
         "tables": 1 + len(TREE), "cells": int(counts.size), "opendp": version("opendp"),
     }

@@ -47,11 +47,17 @@ class TabularParams:
     ctgan_epochs: int = bounded(min=1, max=10_000)  # used only by ctgan
     epsilon: float = bounded(min=0.0)  # privacy-critical: the DP model's budget (no default)
     delta: float = bounded(min=0.0, max=1.0)  # privacy-critical
+    # share of the DP model's budget spent on the rating counts (the rest split evenly over the 8
+    # two-way tables); 1/9 is an even split. It moves noise between tables, never the epsilon.
+    root_share: float = bounded(min=0.0, max=1.0)
     domain: TabularDomainParams
 
     def __post_init__(self):
         if self.epsilon <= 0:
             raise ParamsError("epsilon: must be positive")
+        if not 0 < self.root_share < 1:
+            raise ParamsError(f"root_share: {self.root_share} must lie strictly between 0 and 1 "
+                              "(1/9 = 0.111 splits the budget evenly over the 9 tables)")
         if not 0 < self.delta < 1:
             raise ParamsError("delta: must lie strictly between 0 and 1 (and well below 1/number of users)")
 

@@ -128,7 +128,7 @@ def fit_tabular(frame: pd.DataFrame, params: TabularParams, *, dp: DPParams, see
         if dp.unit == "user":  # the privacy unit is the text generator's: each user contributes at most k rows
             frame = frame.iloc[bound_contributions(frame["user_id"].astype(str).to_numpy(), k, seed)]
         return fit_dp_tabular(tabular_frame(frame), params.domain, epsilon=params.epsilon, delta=params.delta,
-                              max_rows_per_unit=k)
+                              max_rows_per_unit=k, root_share=params.root_share)
     return fit_sdv(frame, params, seed=seed)
 
 

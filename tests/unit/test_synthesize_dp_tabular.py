@@ -8,7 +8,8 @@ import pytest
 from scipy.stats import fisher_exact
 
 from stages.synthesize.dp_tabular import (
-    TREE, calibrate, column_bins, discretise, edge_counts, fit_dp_tabular, gaussian_measurement, l2_sensitivity,
+    ROOT, TREE, calibrate, column_bins, discretise, edge_counts, fit_dp_tabular, gaussian_measurement, l2_sensitivity,
+    root_weight,
 )
 from stages.synthesize.tabular import COLUMNS, TabularModel, fit_tabular
 from tests.unit.synthesize_helpers import quick_params, records
@@ -71,6 +72,57 @@ def test_one_user_moves_the_tables_by_at_most_the_declared_sensitivity(k):
     moved = edge_counts(discretise(pd.concat([others, spread], ignore_index=True), bins), bins) - without
     assert np.linalg.norm(moved) <= l2_sensitivity(k) + 1e-9
     assert l2_sensitivity(k) == k * np.sqrt(1 + len(TREE))
+
+
+@pytest.mark.parametrize("share", [1 / 9, 0.3, 0.5, 0.9])
+def test_the_root_weight_spends_the_stated_share_and_the_sensitivity_covers_it(share):
+    w = root_weight(share)
+    assert w**2 / (w**2 + len(TREE)) == pytest.approx(share)  # the root's part of sum_i (k w_i)^2 / (2 scale^2)
+    assert root_weight(1 / 9) == pytest.approx(1.0)  # the even split is the unweighted vector
+    bins = column_bins(DOMAIN)
+    others = _frame(rating=np.random.default_rng(0).integers(1, 6, 100).tolist())
+    k = 3
+    user = _frame(rating=[2] * k, main_category=["Baby"] * k)
+    weights = np.ones(len(edge_counts(discretise(others, bins), bins)))
+    weights[: bins[ROOT].size] = w
+
+    def weighted(frame):
+        return edge_counts(discretise(frame, bins), bins) * weights
+
+    moved = weighted(pd.concat([others, user], ignore_index=True)) - weighted(others)
+    assert np.linalg.norm(moved) == pytest.approx(l2_sensitivity(k, w))
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0, -0.1])
+def test_a_root_share_outside_zero_one_is_refused(share):
+    from stages.errors import ParamsError
+
+    with pytest.raises(ParamsError, match="root_share.*strictly between 0 and 1"):
+        quick_params(**{"tabular.root_share": share})
+
+
+def _root_spread(frame: pd.DataFrame, share: float, fits: int) -> tuple[float, dict]:
+    """The standard deviation, over fresh-noise fits, of the model's 2-star share (and the last fit's accounting)."""
+    shares = []
+    for _ in range(fits):
+        model = fit_dp_tabular(frame, DOMAIN, epsilon=1.0, delta=1e-6, max_rows_per_unit=5, root_share=share)
+        shares.append(model.root_[1])
+    return float(np.std(shares)), model.privacy_
+
+
+def test_a_larger_root_share_steadies_the_rating_counts_at_the_same_budget():
+    """At share 0.9 the root's noise scale is 0.35x the even split's: the drawn 2-star share spreads less."""
+    frame = _frame(rating=np.repeat([1, 2, 3, 4, 5], [300, 150, 250, 600, 2700]).tolist())
+    even, even_privacy = _root_spread(frame, 1 / 9, fits=60)
+    focused, privacy = _root_spread(frame, 0.9, fits=60)
+    assert privacy["epsilon"] == even_privacy["epsilon"] == 1.0  # the same budget either way
+    assert privacy["root_noise_scale"] == pytest.approx(privacy["noise_scale"] / root_weight(0.9))
+    assert privacy["root_noise_scale"] < 0.4 * even_privacy["root_noise_scale"]
+    assert privacy["noise_scale"] > 2.5 * even_privacy["noise_scale"]  # paid for by the two-way tables
+    # the empirical spread follows the stated scale: sd of count/n is about root_noise_scale/n
+    n = len(frame)
+    assert 0.6 < even * n / even_privacy["root_noise_scale"] < 1.4, (even, even_privacy)
+    assert focused < 0.6 * even, (focused, even)
 
 
 def test_the_scale_is_the_smallest_that_meets_the_budget():
@@ -150,7 +202,7 @@ def _hits(frame: pd.DataFrame, *, epsilon: float, fits: int, per_fit: int) -> in
     total = 0
     for i in range(fits):
         model = fit_dp_tabular(frame[list(COLUMNS)], params.tabular.domain, epsilon=epsilon,
-                               delta=params.tabular.delta, max_rows_per_unit=k)
+                               delta=params.tabular.delta, max_rows_per_unit=k, root_share=params.tabular.root_share)
         total += _rare_hits(model.sample(per_fit, seed=i))
     return total
 

@@ -202,6 +202,7 @@ def run_synthesize(train: pd.DataFrame, val: pd.DataFrame, params: SynthesizePar
         **counts,
         "canaries": len(canaries),
         "train_examples_seen": trained.examples_seen,
+        "train_dtype": trained.dtype,
         "train_examples_per_second": round(trained.examples_seen / max(trained.seconds - trained.cache_seconds, 1e-9), 3)
         if trained.examples_seen else None,
         "train_loss_start": float(np.mean(head)) if losses else None,

@@ -79,7 +79,9 @@ class GeneratorParams:
     max_train_rows: int | None = bounded(min=1)  # sample at most this many training reviews; null: all
     min_train_rows: int = bounded(min=1)  # fewer usable training reviews than this is an error
     eval_rows: int = bounded(min=1)  # real val reviews for held-out loss and perplexity
-    train_dtype: Literal["float32", "bfloat16"]  # bfloat16: autocast of the adapted top and a bf16 trunk cache
+    # bfloat16: autocast of the adapted top and a bf16 trunk cache; auto: bfloat16 where the CPU has it in
+    # hardware (AVX512-BF16, AMX), float32 elsewhere (emulated bf16 is far slower than float32)
+    train_dtype: Literal["auto", "float32", "bfloat16"]
     # examples per forward/backward pass inside a step, taken in order of length so each pads to its own
     # longest; null runs the whole batch at once. Per-example gradients are the same either way.
     micro_batch_size: int | None = bounded(min=1)

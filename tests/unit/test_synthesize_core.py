@@ -61,6 +61,7 @@ def test_metrics_carry_the_accountants_figures(result):
     for key in ("delta", "noise_multiplier", "sample_rate", "steps", "accountant", "n_units"):
         assert m[key] is not None
     assert m["val_loss"] > 0 and m["val_perplexity"] > 1 and m["train_loss_end"] > 0
+    assert m["train_dtype"] == quick_params().generator.train_dtype == "float32"  # the precision the steps ran in
     assert set(m["seconds"]) >= {"tabular_fit", "train", "generate", "filter", "total"}
     json.dumps(m, allow_nan=False)  # plain JSON, so that DVC can read it
     # the release's budget: the generator's and the DP tabular model's, composed

@@ -141,3 +141,28 @@ def test_micro_batching_by_length_trains_the_same_weights_as_the_whole_batch(pri
     for name, value in whole.items():
         torch.testing.assert_close(chunked[name], value, rtol=1e-4, atol=1e-6)
     assert any(not torch.equal(v, torch.zeros_like(v)) for v in whole.values())
+
+
+def test_native_bf16_reads_the_cpu_flags_torch_reports():
+    from stages.synthesize.dp import native_bf16
+
+    expected = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    assert native_bf16() is bool(expected)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_train_dtype_is_bf16_only_where_the_cpu_has_it(monkeypatch, native):
+    import warnings
+
+    from stages.synthesize import dp as dp_module
+
+    monkeypatch.setattr(dp_module, "native_bf16", lambda: native)  # the other CPU's answer
+    assert dp_module.resolve_train_dtype("auto") == ("bfloat16" if native else "float32")
+    assert dp_module.resolve_train_dtype("float32") == "float32"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert dp_module.resolve_train_dtype("bfloat16") == "bfloat16"  # an explicit choice is kept ...
+    said = [str(w.message) for w in caught]
+    assert bool(said) is not native  # ... with a warning where it is emulated
+    if said:
+        assert "no native bf16" in said[0] and "train_dtype: auto or float32" in said[0]

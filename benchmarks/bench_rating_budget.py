@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import secrets
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -41,17 +41,14 @@ from stages.evaluate.params import EvaluateParams  # noqa: E402
 from stages.evaluate.structured import sdmetrics_reports, structured_view  # noqa: E402
 from stages.io import write_json  # noqa: E402
 from stages.params import load_section  # noqa: E402
-from stages.synthesize.dp import bound_contributions  # noqa: E402
 from stages.synthesize.dp_tabular import ROOT, column_bins, discretise  # noqa: E402
 from stages.synthesize.params import SynthesizeParams  # noqa: E402
-from stages.synthesize.tabular import fit_tabular, tabular_frame  # noqa: E402
+from stages.synthesize.tabular import fit_tabular, tabular_frame, unit_bounded  # noqa: E402
 
 
 def truth(train: pd.DataFrame, syn: SynthesizeParams, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The user-bounded rows' rating distribution and P(text_chars bin | rating), as the DP model measures them."""
-    k = syn.dp.max_reviews_per_user if syn.dp.unit == "user" else 1
-    rows = train.iloc[bound_contributions(train["user_id"].astype(str).to_numpy(), k, seed)] \
-        if syn.dp.unit == "user" else train
+    rows = unit_bounded(train, syn.dp, seed)
     bins = column_bins(syn.tabular.domain)
     codes = discretise(tabular_frame(rows), bins)
     ratings = np.bincount(codes[ROOT], minlength=bins[ROOT].size).astype(float)
@@ -85,8 +82,6 @@ def main() -> int:
     for share in args.shares:
         tab = dataclasses.replace(syn.tabular, root_share=share)
         tv, length_tv, two_star, quality = [], [], [], []
-        from tqdm import tqdm
-
         for i in tqdm(range(args.fits), desc=f"root_share {share:.3f}", unit="fit"):
             model = fit_tabular(train, tab, dp=syn.dp, seed=seed)
             tv.append(0.5 * float(np.abs(model.root_ - real_ratings).sum()))

@@ -115,20 +115,26 @@ def metadata_dict(columns: list[str]) -> dict:
     }
 
 
+def unit_bounded(frame: pd.DataFrame, dp: DPParams, seed: int) -> pd.DataFrame:
+    """The rows the DP model measures: at unit user, each user's at most k (the text generator's privacy unit)."""
+    from stages.synthesize.dp import bound_contributions
+
+    if dp.unit != "user":
+        return frame
+    return frame.iloc[bound_contributions(frame["user_id"].astype(str).to_numpy(), dp.max_reviews_per_user, seed)]
+
+
 def fit_tabular(frame: pd.DataFrame, params: TabularParams, *, dp: DPParams, seed: int):
     """The DP marginal model when dp.enabled (a DPTabularModel), else the configured SDV synthesizer.
 
     Both have `sample(n, seed=)`, `save(path)`, `modelled_`, `null_columns_` and `privacy_`.
     """
     if dp.enabled:
-        from stages.synthesize.dp import bound_contributions
         from stages.synthesize.dp_tabular import fit_dp_tabular
 
         k = dp.max_reviews_per_user if dp.unit == "user" else 1
-        if dp.unit == "user":  # the privacy unit is the text generator's: each user contributes at most k rows
-            frame = frame.iloc[bound_contributions(frame["user_id"].astype(str).to_numpy(), k, seed)]
-        return fit_dp_tabular(tabular_frame(frame), params.domain, epsilon=params.epsilon, delta=params.delta,
-                              max_rows_per_unit=k, root_share=params.root_share)
+        return fit_dp_tabular(tabular_frame(unit_bounded(frame, dp, seed)), params.domain, epsilon=params.epsilon,
+                              delta=params.delta, max_rows_per_unit=k, root_share=params.root_share)
     return fit_sdv(frame, params, seed=seed)
 
 

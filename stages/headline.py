@@ -44,6 +44,7 @@ HEADLINE: tuple[Figure, ...] = (
     Figure("budget.delta_total", SYNTHESIZE, "delta_total"),
     Figure("budget.epsilon_text", SYNTHESIZE, "epsilon_text"),
     Figure("budget.epsilon_tabular", SYNTHESIZE, "epsilon_tabular"),
+    Figure("budget.epsilon_selection", SYNTHESIZE, "epsilon_selection"),  # null: drafts written as generated
     Figure("budget.epsilon_generator", SYNTHESIZE, "epsilon"),  # the text generator's accountant, as today
     Figure("budget.differentially_private", SYNTHESIZE, "dp_enabled"),
     # privacy measured by attacks on the release
@@ -75,6 +76,7 @@ MISSING = "missing"  # the labels left out (a list: `dvc exp show` shows only it
 MISSING_COUNT = "missing_count"
 # Params a sweep varies, kept beside the headline by `make exp`.
 SWEEP_PARAMS = ("synthesize.dp.enabled", "synthesize.dp.target_epsilon", "synthesize.tabular.epsilon",
+                "synthesize.selection.enabled", "synthesize.selection.epsilon", "synthesize.generation.oversample",
                 "synthesize.generator.learning_rate", "synthesize.generator.epochs")
 
 

@@ -85,9 +85,18 @@ LEDGER: tuple[LedgerEntry, ...] = (
                  f"{SYN}:fine_tuned"),
         epsilon_key="epsilon_text", delta_key="delta"),
     LedgerEntry(
-        "synthesize.release_budget", "synthesize", "nothing beyond the two DP models",
+        "synthesize.selection", "synthesize", "the training rows the generator saw (bounded per user, with the "
+        "canaries): their titles, texts and ratings, through a public sentence encoder",
+        "which drafts become the released records (the most-voted of each rating)",
+        "OpenDP Gaussian mechanism on a nearest-draft vote histogram, each unit's votes clipped to L2 norm 1 (zCDP)",
+        DP, "only the noisy histogram decides what is kept; the drafts and the encoder are DP outputs or public",
+        metrics=(f"{SYN}:epsilon_selection", f"{SYN}:delta_selection", f"{SYN}:rho_selection", f"{SYN}:selection_*"),
+        epsilon_key="epsilon_selection", delta_key="delta_selection"),
+    LedgerEntry(
+        "synthesize.release_budget", "synthesize", "nothing beyond the DP models",
         "epsilon_total/delta_total of the released dataset", "composition (basic, or RDP where both are Gaussian)",
-        DP, "the composition of synthesize.tabular and synthesize.text_generator over the same privacy unit",
+        DP, "the composition of synthesize.tabular, synthesize.text_generator and (when enabled) "
+        "synthesize.selection over the same privacy unit",
         outputs=("metrics/privacy_ledger.json",),
         metrics=(f"{SYN}:epsilon_total", f"{SYN}:epsilon_total_*", f"{SYN}:delta_total", f"{SYN}:composition"),
         epsilon_key="epsilon_total", delta_key="delta_total"),
@@ -226,7 +235,10 @@ def build_ledger(synthesize_metrics: Mapping) -> dict:
     for entry in LEDGER:
         record = {"stage": entry.stage, "reads": entry.reads, "releases": entry.releases,
                   "mechanism": entry.mechanism, "guarantee": entry.guarantee, "reason": entry.reason}
-        if entry.guarantee == DP and entry.epsilon_key == "epsilon_text" and m.get("fine_tuned") is False:
+        if entry.epsilon_key == "epsilon_selection" and not m.get("selection_enabled"):
+            record.update(guarantee=NOT_PRIVATE, epsilon=None, delta=None,
+                          reason="synthesize.selection.enabled is false: the drafts are written as generated")
+        elif entry.guarantee == DP and entry.epsilon_key == "epsilon_text" and m.get("fine_tuned") is False:
             record.update(guarantee=NOT_PRIVATE, epsilon=0.0, delta=None, unit=m.get("privacy_unit"),
                           reason="generator.epochs is 0: the zero-shot base model was not trained on any record")
         elif entry.guarantee == DP and entry.epsilon_key:

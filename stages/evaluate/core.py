@@ -210,6 +210,7 @@ def run_evaluate(inputs: EvaluateInputs, params: EvaluateParams, *, seed: int) -
     metrics["privacy.delta"] = sm.get("delta_total") if dp_on else None
     metrics["privacy.epsilon_text"] = sm.get("epsilon_text") if dp_on else None
     metrics["privacy.epsilon_tabular"] = sm.get("epsilon_tabular") if dp_on else None
+    metrics["privacy.epsilon_selection"] = sm.get("epsilon_selection") if dp_on else None  # null: selection off
     metrics["privacy.composition"] = sm.get("composition")
     metrics["privacy.unit"] = sm.get("privacy_unit")
 

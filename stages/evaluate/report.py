@@ -73,10 +73,13 @@ def verdicts(m: Mapping[str, Any]) -> dict[str, str]:
     auc = m.get("privacy.mia.auc")
     leaks = m.get("privacy.canary.verbatim_total")
     eps = m.get("privacy.epsilon")
+    parts = [f"the text generator's ε = {_fmt(m.get('privacy.epsilon_text'))}",
+             f"the structured columns' ε = {_fmt(m.get('privacy.epsilon_tabular'))}"]
+    if m.get("privacy.epsilon_selection") is not None:
+        parts.append(f"the DP selection of drafts' ε = {_fmt(m.get('privacy.epsilon_selection'))}")
     guarantee = (
         f"a DP guarantee of ε = {eps:.3g} (δ = {_fmt(m.get('privacy.delta'))}, per {m.get('privacy.unit')}): "
-        f"the text generator's ε = {_fmt(m.get('privacy.epsilon_text'))} and the structured columns' "
-        f"ε = {_fmt(m.get('privacy.epsilon_tabular'))}, composed ({m.get('privacy.composition')})"
+        f"{', '.join(parts[:-1])} and {parts[-1]}, composed ({m.get('privacy.composition')})"
     ) if isinstance(eps, (int, float)) else "no differential-privacy guarantee (non-private models)"
     out["Privacy"] = (
         f"The released dataset carries {guarantee}. Synthetic records are closest to a training record "

@@ -10,7 +10,9 @@
    and body (LoRA merged, bf16, fixed seeded batches).
 5. The privacy filters drop memorised and PII-bearing texts, and the consistency filter
    (when enabled) texts that read the opposite of their rating; every drop is counted.
-   The first n_records survivors are written; the surplus is counted and discarded.
+6. DP selection (when enabled): the training rows vote for their nearest surviving draft,
+   and the n_records most-voted drafts (at the sampled rating mix) are written. Without it
+   the first n_records survivors are. Either way the surplus is counted and discarded.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from stages.synthesize.filters import Analyzer, MemorisationFilter, pii_findings
 from stages.synthesize.generator import ReviewGenerator, attach_lora, base_checksum, generator_config
 from stages.synthesize.loading import load_base
 from stages.synthesize.params import SynthesizeParams
+from stages.synthesize.selection import select_records
 from stages.synthesize.tabular import TabularModel, fit_tabular
 from stages.textchecks import is_assistant_talk
 
@@ -175,8 +178,14 @@ def run_synthesize(train: pd.DataFrame, val: pd.DataFrame, params: SynthesizePar
     records, filter_counts = _filter_and_assemble(controls, written, tabular, reference, params, analyzer,
                                                   judge if params.consistency.enabled else None)
     surplus = max(0, len(records) - n)
-    records = records.iloc[:n]
     lap("filter")
+    selection = None
+    if params.selection.enabled and len(records):  # the drafts the training rows vote for, at the controls' rating mix
+        records, selection = select_records(records, rows, units, controls["rating"].iloc[:n], n=n,
+                                            params=params.selection, dp_enabled=params.dp.enabled, seed=seed)
+    else:
+        records = records.iloc[:n]
+    lap("select")
     if records.empty:
         raise GenerationError(
             f"generation produced no usable record: of {requested} requested, {written['failed']} failed to parse "
@@ -197,7 +206,11 @@ def run_synthesize(train: pd.DataFrame, val: pd.DataFrame, params: SynthesizePar
         "privacy_unit": privacy["unit"],
         "max_reviews_per_user": params.dp.max_reviews_per_user if params.dp.unit == "user" else None,
         # the release: DP when dp.enabled (the tabular model always is then; the zero-shot text model saw no data)
-        **compose(privacy, tabular.privacy_, dp_enabled=params.dp.enabled),
+        **compose(privacy, tabular.privacy_, dp_enabled=params.dp.enabled,
+                  selection=selection if selection and selection["epsilon"] is not None else None),
+        "selection_enabled": selection is not None,
+        "selection_noise_scale": selection["noise_scale"] if selection else None,
+        "selection_drafts": selection["drafts"] if selection else None,
         **{f"tabular_{k}": v for k, v in tabular.privacy_.items() if k not in ("epsilon", "delta", "rho")},
         **counts,
         "canaries": len(canaries),

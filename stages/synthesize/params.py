@@ -172,6 +172,25 @@ class ConsistencyParams:
 
 
 @dataclass(frozen=True)
+class SelectionParams:
+    """DP selection of drafts (stages/synthesize/selection.py): a DP rating judge or DP nearest-draft votes."""
+
+    enabled: bool  # false: the first n_records surviving drafts are written, as generated
+    method: Literal["judge", "votes"]  # judge: a DP linear discriminant scores each draft's rating; votes: Private Evolution
+    dims: int = bounded(min=1, max=384)  # judge: principal axes of the drafts' embeddings it works in
+    epsilon: float = bounded(min=0.0)  # privacy-critical: the selection's budget (no default), composed into epsilon_total
+    delta: float = bounded(min=0.0, max=1.0)  # privacy-critical
+    embedding_model: str  # package:<name> or a sentence-transformers folder: a public encoder, never trained here
+    batch_size: int = bounded(min=1, max=4096)
+
+    def __post_init__(self):
+        if self.epsilon <= 0:
+            raise ParamsError("epsilon: must be positive")
+        if not 0 < self.delta < 1:
+            raise ParamsError("delta: must lie strictly between 0 and 1 (and well below 1/number of users)")
+
+
+@dataclass(frozen=True)
 class CanaryParams:
     """Audit canaries: unique fake secret records inserted into the training split."""
 
@@ -196,4 +215,5 @@ class SynthesizeParams:
     generation: GenerationParams
     filters: FilterParams
     consistency: ConsistencyParams
+    selection: SelectionParams
     canaries: CanaryParams

@@ -45,3 +45,27 @@ def test_the_tabular_budget_moves_the_total(low, high):
 def test_a_non_private_run_has_no_epsilon():
     out = compose({"epsilon": float("inf")}, {"mechanism": "none"}, dp_enabled=False)
     assert out["epsilon_total"] is None and out["epsilon_text"] is None and out["delta_total"] is None
+
+
+def _selection(epsilon: float, delta: float = 1e-6) -> dict:
+    _, rho = calibrate(epsilon, delta, 1.0)
+    return {"epsilon": epsilon, "delta": delta, "rho": rho}
+
+
+def test_the_selection_joins_both_bounds():
+    without = compose(TEXT, _tabular(1.0), dp_enabled=True)
+    out = compose(TEXT, _tabular(1.0), dp_enabled=True, selection=_selection(2.0))
+    assert out["epsilon_total_basic"] == pytest.approx(TEXT["epsilon"] + 1.0 + 2.0)
+    assert out["delta_total"] == pytest.approx(1.2e-5)
+    assert without["epsilon_total"] < out["epsilon_total"] < out["epsilon_total_basic"]
+    assert out["composition"] == "rdp" and out["epsilon_selection"] == 2.0 and out["rho_selection"] > 0
+    assert without["epsilon_selection"] is None
+
+
+def test_zero_shot_text_with_selection_composes_the_two_zcdp_mechanisms():
+    zero = {"epsilon": 0.0, "delta": 0.0, "steps": 0}
+    assert compose(zero, _tabular(1.0), dp_enabled=True)["epsilon_total"] == 1.0  # tabular only
+    out = compose(zero, _tabular(1.0), dp_enabled=True, selection=_selection(2.0))
+    # rho adds, and the sum converts at delta_tabular + delta_selection: below 1 + 2, above either part
+    assert 2.0 < out["epsilon_total"] < 3.0 and out["delta_total"] == pytest.approx(2e-6)
+    assert out["composition"] == "tabular and selection (zero-shot text), rdp"

@@ -1,0 +1,171 @@
+"""DP selection of drafts: the DP rating judge, clipped nearest-draft votes, OpenDP noise, the best kept per rating."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stages.synthesize.dp_tabular import calibrate
+from stages.synthesize.selection import (
+    class_statistics,
+    clipped_votes,
+    discriminant,
+    fit_judge,
+    noisy,
+    select,
+    top_per_rating,
+)
+
+
+def _unit(rows):
+    rows = np.asarray(rows, dtype=float)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+DRAFTS = _unit([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0]])
+DRAFT_RATINGS = np.array([5, 5, 1, 1])
+
+
+def test_a_row_votes_for_its_nearest_draft_of_its_own_rating():
+    private = _unit([[1, 0.1, 0], [1, 0.1, 0]])
+    # the same text: rated 5 it votes for draft 0; rated 1 it may only vote among drafts 2 and 3 (3 is nearer)
+    votes = clipped_votes(private, np.array([5, 1]), np.array([0, 1]), DRAFTS, DRAFT_RATINGS)
+    assert votes.tolist() == [1.0, 0.0, 0.0, 1.0]
+
+
+def test_a_rating_without_drafts_casts_no_vote():
+    votes = clipped_votes(_unit([[1, 0, 0]]), np.array([3]), np.array([0]), DRAFTS, DRAFT_RATINGS)
+    assert votes.tolist() == [0.0, 0.0, 0.0, 0.0]
+
+
+def test_each_units_votes_are_clipped_to_norm_one():
+    # unit 0: three rows voting for draft 0 count 1 in all, not 3; unit 1: two drafts, 1/sqrt(2) each
+    private = _unit([[1, 0, 0], [1, 0.05, 0], [1, 0, 0.05], [0.1, 1, 0], [1, 0, 0.01]])
+    units = np.array([0, 0, 0, 1, 1])
+    votes = clipped_votes(private, np.full(5, 5), units, DRAFTS, DRAFT_RATINGS)
+    assert votes == pytest.approx([1 + 2**-0.5, 2**-0.5, 0.0, 0.0])
+
+
+def test_removing_any_unit_moves_the_histogram_by_at_most_one():
+    """The L2 sensitivity the noise is calibrated to, checked on random data with many rows per unit."""
+    rng = np.random.default_rng(0)
+    private, drafts = _unit(rng.normal(size=(60, 8))), _unit(rng.normal(size=(25, 8)))
+    ratings, draft_ratings = rng.integers(1, 4, 60), rng.integers(1, 4, 25)
+    units = rng.integers(0, 10, 60)
+    full = clipped_votes(private, ratings, units, drafts, draft_ratings)
+    moves = []
+    for unit in range(10):
+        rest = units != unit
+        moves.append(np.linalg.norm(full - clipped_votes(private[rest], ratings[rest], units[rest], drafts,
+                                                         draft_ratings)))
+    assert max(moves) <= 1.0 + 1e-9
+    assert max(moves) > 0.5  # the bound is attained in spirit: a unit does move it
+
+
+def test_the_noise_has_the_calibrated_scale():
+    scale, rho = calibrate(2.0, 1e-5, 1.0)
+    assert rho == pytest.approx(1 / (2 * scale**2), rel=1e-6)
+    draws = noisy(np.zeros(20_000), scale)
+    assert draws.std() == pytest.approx(scale, rel=0.05) and abs(draws.mean()) < 0.1 * scale
+    assert not np.array_equal(draws, noisy(np.zeros(20_000), scale))  # OpenDP's secure RNG: never replayed
+
+
+def test_the_most_voted_of_each_rating_are_kept_up_to_its_target():
+    votes = np.array([5.0, 0.0, 3.0, 9.0, 1.0, 2.0])
+    ratings = np.array([5, 5, 5, 1, 1, 1])
+    assert top_per_rating(votes, ratings, {5: 2, 1: 1}, 3, seed=0).tolist() == [0, 2, 3]
+
+
+def test_a_short_rating_gives_all_it_has_and_the_rest_fills_from_the_best_others():
+    votes = np.array([5.0, 0.0, 3.0, 9.0])
+    ratings = np.array([5, 5, 5, 1])
+    # two 1-star drafts asked for, one exists; the shortfall goes to the best remaining 5-star draft
+    assert top_per_rating(votes, ratings, {5: 1, 1: 2}, 3, seed=0).tolist() == [0, 2, 3]
+
+
+def test_ties_break_at_random_but_seeded():
+    votes, ratings = np.zeros(50), np.full(50, 5)
+    first = top_per_rating(votes, ratings, {5: 10}, 10, seed=1)
+    assert first.tolist() == top_per_rating(votes, ratings, {5: 10}, 10, seed=1).tolist()
+    assert first.tolist() != top_per_rating(votes, ratings, {5: 10}, 10, seed=2).tolist()
+    assert first.tolist() != list(range(10))
+
+
+def test_select_keeps_what_many_private_rows_vote_for():
+    """Twenty units vote for draft 1 of 40 five-star drafts: at epsilon 8 the noise (scale ~0.6) cannot hide it."""
+    rng = np.random.default_rng(3)
+    drafts = _unit(rng.normal(size=(40, 16)))
+    private = _unit(drafts[[1] * 20] + 0.01 * rng.normal(size=(20, 16)))
+    out = select(private, np.full(20, 5), np.arange(20), drafts, np.full(40, 5), method="votes", dims=4,
+                 targets={5: 1}, n=1, epsilon=8.0, delta=1e-5, seed=0)
+    assert out.keep.tolist() == [1]
+    assert out.privacy["rho"] == pytest.approx(1 / (2 * out.privacy["noise_scale"] ** 2), rel=1e-6)
+    assert out.privacy["drafts"] == 40 and len(out.votes) == 40
+
+
+def test_without_dp_the_exact_votes_decide():
+    rng = np.random.default_rng(4)
+    drafts = _unit(rng.normal(size=(10, 8)))
+    private = _unit(drafts[[3, 3, 7]] + 0.01 * rng.normal(size=(3, 8)))
+    out = select(private, np.full(3, 2), np.arange(3), drafts, np.full(10, 2), method="votes", dims=4,
+                 targets={2: 2}, n=2, epsilon=None, delta=1e-5, seed=0)
+    assert out.keep.tolist() == [3, 7] and out.votes[3] == 2.0 and out.privacy["epsilon"] is None
+
+
+def _two_topics(rng, n, dims=12):
+    """Unit embeddings whose first coordinate says the rating: +1 for 5 stars, -1 for 1 star, plus noise."""
+    ratings = rng.choice([1, 5], n)
+    rows = 0.3 * rng.normal(size=(n, dims))
+    rows[:, 0] += np.where(ratings == 5, 1.0, -1.0)
+    return _unit(rows), ratings
+
+
+def test_class_statistics_clip_each_units_share_to_norm_one():
+    rng = np.random.default_rng(5)
+    rows, ratings = rng.normal(size=(30, 4)), rng.integers(1, 6, 30)
+    units = rng.integers(0, 6, 30)
+    full = class_statistics(rows, ratings, units)
+    assert full.shape == (5, 5)
+    for unit in range(6):
+        rest = units != unit
+        assert np.linalg.norm(full - class_statistics(rows[rest], ratings[rest], units[rest])) <= 1.0 + 1e-9
+    # a single row of norm <= 1 counts 1 with its coordinates, then the pair is scaled to norm 1
+    one = class_statistics(np.array([[0.6, 0.8]]), np.array([3]), np.array([0]))
+    assert one[2] == pytest.approx(np.array([0.6, 0.8, 1.0]) / np.sqrt(2)) and np.abs(one[[0, 1, 3, 4]]).sum() == 0
+
+
+def test_the_discriminant_reads_the_rating_its_statistics_describe():
+    rng = np.random.default_rng(6)
+    rows, ratings = _two_topics(rng, 400, dims=3)
+    stats = class_statistics(rows, ratings, np.arange(400))
+    weights, bias = discriminant(stats, rows, ratings)
+    logits = rows @ weights + bias
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    assert probs.shape == (400, 5) and probs.sum(axis=1) == pytest.approx(np.ones(400))
+    predicted = np.where(probs[:, 4] > probs[:, 0], 5, 1)
+    assert (predicted == ratings).mean() > 0.95
+
+
+def test_the_judge_keeps_the_drafts_that_read_like_their_rating():
+    """Half the drafts were written for the wrong rating: the judge, trained on private rows under DP, finds them."""
+    rng = np.random.default_rng(7)
+    private, private_ratings = _two_topics(rng, 600)
+    drafts, truth = _two_topics(rng, 200)
+    written_for = np.where(np.arange(200) % 2 == 0, truth, 6 - truth)  # odd drafts: the opposite rating
+    judge = fit_judge(private, private_ratings, np.arange(600), drafts, written_for, dims=6,
+                      scale=calibrate(1.0, 1e-6, 1.0)[0])
+    probs = judge.probabilities(drafts)
+    assert probs.shape == (200, 5) and probs.sum(axis=1) == pytest.approx(np.ones(200))
+    scores = probs[np.arange(200), written_for - 1]
+    assert scores[written_for == truth].mean() > 0.8 > 0.2 > scores[written_for != truth].mean()
+    out = select(private, private_ratings, np.arange(600), drafts, written_for, method="judge", dims=6,
+                 targets={1: 25, 5: 25}, n=50, epsilon=1.0, delta=1e-6, seed=0)
+    assert (written_for[out.keep] == truth[out.keep]).mean() > 0.9  # a random pick would give 0.5
+    assert out.privacy["method"] == "judge" and out.privacy["noise_scale"] > 0 and out.judge is not None
+
+
+def test_an_unknown_method_is_an_error():
+    with pytest.raises(ValueError, match="judge"):
+        select(DRAFTS, DRAFT_RATINGS, np.arange(4), DRAFTS, DRAFT_RATINGS, method="best", dims=2, targets={}, n=1,
+               epsilon=None, delta=1e-6, seed=0)

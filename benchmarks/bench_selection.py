@@ -22,8 +22,9 @@ at the same rows; for judge arms also the judge's own macro-F1 on the real test 
 is a DP classifier in its own right).
 
     .venv/bin/python benchmarks/bench_selection.py --generator base --drafts 4000 --records 1000 \\
-        --arms random judge:none judge:1 judge:4 votes:none votes:1 --pools 1.3 2 3 \\
-        --out-dir .dvc/tmp/bench-selection --json benchmarks/results/selection.json
+        --arms random judge:none judge:1 judge:4 votes:none votes:1 --pools 1.3 2 3 4 \\
+        --out-dir .dvc/tmp/bench-selection --json benchmarks/results/selection_zeroshot.json \\
+        --plot benchmarks/results/selection_zeroshot.png
 """
 
 from __future__ import annotations
@@ -57,9 +58,39 @@ def parse_args():
     p.add_argument("--repeats", type=int, default=3, help="noise draws per DP arm")
     p.add_argument("--rows", type=int, default=800, help="training rows per TF-IDF fit (every arm and real)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--out-dir", type=Path, required=True, help="the drafts are written here (and reused if there)")
+    p.add_argument("--out-dir", type=Path, help="the drafts are written here (and reused if there); required")
     p.add_argument("--json", type=Path, help="write the table here")
+    p.add_argument("--plot", type=Path, help="draw macro-F1 against the pool size per arm here (PNG)")
+    p.add_argument("--replot", type=Path, help="only redraw --plot from this earlier --json, computing nothing")
     return p.parse_args()
+
+
+def plot(arms: pd.DataFrame, real: float, floor: float, path: Path) -> None:
+    """Macro-F1 of each arm against the draft pool (multiples of the records kept), spread over noise draws."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arms = arms[arms["arm"] != "real"].copy()
+    arms["pool"] = arms["arm"].str.extract(r"pool ([\d.]+)x", expand=False).astype(float)
+    arms["method"] = arms["arm"].str.replace(r" pool [\d.]+x$", "", regex=True)
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for method, group in arms.groupby("method", sort=False):
+        group = group.sort_values("pool")
+        ax.errorbar(group["pool"], group["macro_f1"], yerr=group["across_repeats"].fillna(0), marker="o", capsize=3,
+                    linestyle="--" if method == "random" or method.endswith(":none") else "-", label=method)
+    ax.axhline(real, color="black", linewidth=1, label=f"real data ({real:.3f})")
+    ax.axhline(floor, color="grey", linestyle=":", linewidth=1, label=f"majority floor ({floor:.3f})")
+    ax.set_xlabel("drafts written per record kept (pool)")
+    ax.set_ylabel("TF-IDF macro-F1 on the real test split")
+    ax.set_title("DP selection of drafts vs a random pick (same drafts, same rating mix)")
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def write_drafts(args, syn, seed: int, train: pd.DataFrame) -> pd.DataFrame:
@@ -89,6 +120,11 @@ def write_drafts(args, syn, seed: int, train: pd.DataFrame) -> pd.DataFrame:
 
 def main() -> None:
     args = parse_args()
+    if args.replot:
+        saved = json.loads(args.replot.read_text())
+        real = next(r["macro_f1"] for r in saved["sources"] if r["source"] == "real")
+        plot(pd.DataFrame(saved["arms"]), real, saved["floor"], args.plot)
+        return
     from bench_utility import learning_curves, majority_floor, summarise
 
     from stages.evaluate.embed import Embedder
@@ -100,6 +136,8 @@ def main() -> None:
     from stages.train.metrics import classification_report
     from stages.train.params import TrainParams
 
+    if args.out_dir is None:
+        raise SystemExit("--out-dir is required (the drafts are written there, and reused by a later run)")
     syn, seed = load_section(args.params, "synthesize", SynthesizeParams)
     train_params, _ = load_section(args.params, "train", TrainParams)
     real, test = pd.read_parquet(args.real), pd.read_parquet(args.test)
@@ -161,6 +199,8 @@ def main() -> None:
     print(f"majority floor {floor:.3f}; TF-IDF on {args.rows} rows, seeds {args.seeds}")
     print(table.drop(columns=["arm"]).round(3).to_string(index=False))
     print(by_arm.round(3).to_string())
+    if args.plot:
+        plot(by_arm.reset_index(), float(table.loc[table["source"] == "real", "macro_f1"].iloc[0]), floor, args.plot)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({

@@ -168,19 +168,24 @@ def select(private: np.ndarray, private_ratings, units, drafts: np.ndarray, draf
     units = np.asarray(units)
     scale, rho = calibrate(epsilon, delta, 1.0) if epsilon is not None else (None, None)
     judge = None
-    if method == "judge":  # each draft's judged probability of the rating it was written for
+    if method not in ("judge", "votes"):
+        raise ValueError(f"method must be 'judge' or 'votes', got {method!r}")
+    if len(drafts) <= n:  # nothing to choose: every draft goes out, and no private row is read
+        scores = np.zeros(len(drafts))
+        what = None
+    elif method == "judge":  # each draft's judged probability of the rating it was written for
         judge = fit_judge(private, private_ratings, units, drafts, draft_ratings, dims=dims, scale=scale)
         scores = judge.probabilities(drafts)[np.arange(len(drafts)), draft_ratings - 1]
         what = f"per-rating sums and counts of {dims} public principal coordinates"
-    elif method == "votes":
+    else:
         scores = clipped_votes(private, private_ratings, units, drafts, draft_ratings)
         scores = noisy(scores, scale) if scale is not None else scores
         what = "nearest-draft votes"
-    else:
-        raise ValueError(f"method must be 'judge' or 'votes', got {method!r}")
     privacy = {"drafts": len(drafts), "method": method, "epsilon": epsilon, "delta": delta if scale else None,
                "rho": rho, "noise_scale": scale or 0.0,
-               "mechanism": f"Gaussian (OpenDP) on {what}, L2 sensitivity 1 per unit" if scale is not None
+               "mechanism": "none needed: the pool was no larger than n, every draft is released (the budget is "
+               "charged all the same)" if what is None
+               else f"Gaussian (OpenDP) on {what}, L2 sensitivity 1 per unit" if scale is not None
                else f"none (exact {what}, non-private)"}
     keep = top_per_rating(scores, draft_ratings, targets, n, seed=seed)
     return Selection(keep=keep, votes=scores, privacy=privacy, judge=judge)
@@ -194,7 +199,7 @@ def review_texts(frame) -> list[str]:
 
 def select_records(drafts, private, units: np.ndarray, target_ratings, *, n: int, params, dp_enabled: bool,
                    seed: int, embedder=None):
-    """The n drafts (record frame, filters already applied) that `private` rows vote for; returns them and the privacy.
+    """The n drafts (a record frame, filters applied) the private rows' statistics prefer; returns them and the privacy.
 
     `target_ratings` are the ratings of the first n sampled control rows (a DP sample):
     the released records keep that rating mix. `params` is SelectionParams; `embedder`

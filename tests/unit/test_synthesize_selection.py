@@ -169,3 +169,9 @@ def test_an_unknown_method_is_an_error():
     with pytest.raises(ValueError, match="judge"):
         select(DRAFTS, DRAFT_RATINGS, np.arange(4), DRAFTS, DRAFT_RATINGS, method="best", dims=2, targets={}, n=1,
                epsilon=None, delta=1e-6, seed=0)
+
+
+def test_a_pool_no_larger_than_n_is_released_whole():
+    out = select(DRAFTS, DRAFT_RATINGS, np.arange(4), DRAFTS[:2], DRAFT_RATINGS[:2], method="judge", dims=32,
+                 targets={5: 2}, n=3, epsilon=1.0, delta=1e-6, seed=0)
+    assert out.keep.tolist() == [0, 1] and out.judge is None and out.privacy["epsilon"] == 1.0

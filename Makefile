@@ -66,11 +66,13 @@ SAMPLE_PARAMS := -S "extract.reviews=$(SYNTHGUARD_SAMPLE_DIR)/Electronics.10k.js
 repro-sample: install models
 	$(RUN) dvc exp run $(SAMPLE_PARAMS)
 
-# The privacy-utility sweep on the sample: three DP targets, the non-private baseline and the
-# zero-shot reference (no fine-tuning, text epsilon 0), one after another by DVC's queue, then the frontier.
+# The privacy-utility sweep on the sample: three DP-SGD targets (each with the DP selection of drafts),
+# the non-private baseline, the zero-shot reference (no fine-tuning, no selection: no private text read)
+# and zero-shot drafts chosen by the DP selection, one after another by DVC's queue, then the frontier.
 sweep-sample: install models
-	$(RUN) dvc exp run --queue $(SAMPLE_PARAMS) -S synthesize.dp.target_epsilon=1,4,8
+	$(RUN) dvc exp run --queue $(SAMPLE_PARAMS) -S synthesize.dp.target_epsilon=1,4,7
 	$(RUN) dvc exp run --queue $(SAMPLE_PARAMS) -S synthesize.dp.enabled=false
+	$(RUN) dvc exp run --queue $(SAMPLE_PARAMS) -S synthesize.generator.epochs=0 -S synthesize.selection.enabled=false
 	$(RUN) dvc exp run --queue $(SAMPLE_PARAMS) -S synthesize.generator.epochs=0
 	$(RUN) dvc queue start --jobs 1
 	@while $(RUN) dvc queue status | grep -qE 'Queued|Running'; do sleep 60; done

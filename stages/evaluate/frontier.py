@@ -12,8 +12,8 @@ from stages.io import atomic_path
 
 
 def frontier_points(runs: Sequence[dict], names: Sequence[str] = ()) -> pd.DataFrame:
-    """One row per evaluate run: name, epsilon (NaN: non-private), fine-tuned or zero-shot, utility ratio and lift,
-    MIA AUC, DCR share.
+    """One row per evaluate run: name, epsilon (NaN: non-private), fine-tuned or zero-shot, DP-selected or not,
+    utility ratio and lift, MIA AUC, DCR share.
 
     `floor_ratio` is the ratio a classifier that always predicts the majority class would reach.
 
@@ -33,6 +33,9 @@ def frontier_points(runs: Sequence[dict], names: Sequence[str] = ()) -> pd.DataF
             # the release's epsilon; zero-shot sits at the tabular model's, its text costs none; non-private: None
             "epsilon": m.get("privacy.epsilon") if m.get("privacy.dp_enabled", 1.0) or not fine_tuned else None,
             "fine_tuned": fine_tuned,
+            # the released drafts were chosen by the DP selection (synthesize.selection): a zero-shot text model
+            # with it has read private data through the selection, so it is no longer the zero-shot reference
+            "selected": m.get("privacy.epsilon_selection") is not None,
             "utility_ratio": ratio,
             "floor_ratio": majority / real if majority is not None and real else None,
             "tfidf_ratio": m.get("utility.ratio.tfidf.macro_f1"),
@@ -43,7 +46,7 @@ def frontier_points(runs: Sequence[dict], names: Sequence[str] = ()) -> pd.DataF
             "dcr_share": m.get("privacy.dcr.embedding.dcr_share"),
             "gate_passed": m.get("gate.passed"),
         })
-    frame = pd.DataFrame(rows, columns=["name", "epsilon", "fine_tuned", "utility_ratio", "floor_ratio", "tfidf_ratio", "lora_lift",
+    frame = pd.DataFrame(rows, columns=["name", "epsilon", "fine_tuned", "selected", "utility_ratio", "floor_ratio", "tfidf_ratio", "lora_lift",
                                         "tfidf_lift", "mia_auc",
                                         "mia_calibrated_auc", "dcr_share", "gate_passed"])
     if names:

@@ -162,8 +162,8 @@ def figures(plots: Mapping[str, pd.DataFrame], frontier: pd.DataFrame | None) ->
 
 def frontier_figure(points: pd.DataFrame):
     """Utility ratio, lift over the majority floor and membership-inference AUC against epsilon: the DP-SGD runs
-    as a line, the zero-shot reference (no private text seen) as its own marker, the non-private run at the right
-    edge.
+    as a line, the zero-shot reference (no private text seen) as its own marker, zero-shot drafts chosen by the DP
+    selection as another, the non-private run at the right edge.
 
     `points` is what `frontier.frontier_points` returns. Utility is drawn for the LoRA
     classifier (solid) and, where logged, the TF-IDF one (dashed): they disagree often
@@ -181,7 +181,8 @@ def frontier_figure(points: pd.DataFrame):
     fig, (ax_u, ax_l, ax_p) = plt.subplots(1, 3, figsize=(15, 3.8))
     tuned = points["fine_tuned"].fillna(True).astype(bool) if "fine_tuned" in points else pd.Series(True, points.index)
     private = points[points["epsilon"].notna() & tuned].sort_values("epsilon")
-    zero_shot = points[~tuned]
+    selected = points["selected"].fillna(False).astype(bool) if "selected" in points else pd.Series(False, points.index)
+    zero_shot, zero_shot_selected = points[~tuned & ~selected], points[~tuned & selected]
     public = points[points["epsilon"].isna()]
     edge = float(points["epsilon"].max()) * 1.5 if points["epsilon"].notna().any() else 1.0
     panels = ((ax_u, (("utility_ratio", "LoRA"), ("tfidf_ratio", "TF-IDF")), "utility ratio (synthetic / real macro-F1)"),
@@ -200,6 +201,10 @@ def frontier_figure(points: pd.DataFrame):
             if zero_shot[column].notna().any():
                 ax.scatter(zero_shot["epsilon"], zero_shot[column], marker="D", s=60, color="green" if k == 0 else "lime",
                            edgecolors="black", zorder=3, label=f"zero-shot{suffix}")
+            if zero_shot_selected[column].notna().any():
+                ax.scatter(zero_shot_selected["epsilon"], zero_shot_selected[column], marker="P", s=80,
+                           color="purple" if k == 0 else "violet", edgecolors="black", zorder=3,
+                           label=f"zero-shot + DP selection{suffix}")
             if public[column].notna().any():
                 ax.scatter([edge] * len(public), public[column], marker="*", s=140, color="red" if k == 0 else "orange",
                            zorder=3, label=f"non-private{suffix}")

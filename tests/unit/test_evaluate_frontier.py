@@ -76,3 +76,20 @@ def test_the_zero_shot_reference_is_its_own_point_not_a_dp_one():
     dp_line = next(line for line in utility_ax.get_lines() if line.get_label() == "DP-SGD, LoRA")
     assert list(dp_line.get_xdata()) == [8.0]  # only the fine-tuned run
     assert "zero-shot, LoRA" in [t.get_text() for t in utility_ax.get_legend().get_texts()]
+
+
+def test_zero_shot_drafts_chosen_by_the_dp_selection_are_not_the_zero_shot_reference():
+    runs = [
+        _run("aaaaaaaa1", 1, "zs", **{"privacy.epsilon": 1.0, "privacy.epsilon_text": 0.0, "privacy.fine_tuned": 0.0,
+                                      "utility.ratio.lora.macro_f1": 0.7, "privacy.mia.auc": 0.57}),
+        _run("bbbbbbbb2", 2, "zs-sel", **{"privacy.epsilon": 4.05, "privacy.epsilon_text": 0.0, "privacy.fine_tuned": 0.0,
+                                          "privacy.epsilon_selection": 4.0, "utility.ratio.lora.macro_f1": 0.8,
+                                          "privacy.mia.auc": 0.57}),
+    ]
+    points = frontier_points(runs).set_index("name")
+    assert points["selected"].to_dict() == {"zs": False, "zs-sel": True}
+    utility_ax = frontier_figure(points.reset_index()).axes[0]
+    labels = [t.get_text() for t in utility_ax.get_legend().get_texts()]
+    assert "zero-shot, LoRA" in labels and "zero-shot + DP selection, LoRA" in labels
+    marked = {label: coll.get_offsets().tolist() for coll in utility_ax.collections if (label := coll.get_label())}
+    assert marked["zero-shot, LoRA"] == [[1.0, 0.7]] and marked["zero-shot + DP selection, LoRA"] == [[4.05, 0.8]]

@@ -30,9 +30,13 @@ def test_synthesize_on_real_reviews(sample_dir, tmp_path):
     m = result.metrics
     assert m["train_rows_input"] == len(train) and m["val_rows"] == min(32, len(val))
     assert 0 < m["epsilon"] <= 8.0 and m["privacy_unit"] == "user"
-    assert m["generated_requested"] == 9 == m["records_written"] + m["dropped_parse"] + m["dropped_exact_match"] + (
-        m["dropped_ngram_overlap"] + m["dropped_inconsistent"] + m["dropped_pii"] + m["records_surplus_discarded"])  # 8 x 1.1
+    dropped = sum(m[f"dropped_{k}"] for k in ("parse", "exact_match", "ngram_overlap", "assistant_talk",
+                                                "inconsistent", "pii"))
+    assert m["generated_requested"] == 12 == m["records_written"] + dropped + m["records_surplus_discarded"]  # 8 x 1.5
     assert m["records_written"] <= 8
+    # the quick profile's DP selection chose them from every surviving draft, composed into the release's epsilon
+    assert m["selection_enabled"] is True and m["selection_drafts"] == 12 - dropped
+    assert m["epsilon_total_basic"] == pytest.approx(m["epsilon"] + m["epsilon_tabular"] + m["epsilon_selection"])
     recs = result.records
     assert to_arrow(recs).schema.equals(RECORD_SCHEMA)
     # This sample has titles and categories, so both are modelled and conditioned on.

@@ -87,9 +87,11 @@ LEDGER: tuple[LedgerEntry, ...] = (
     LedgerEntry(
         "synthesize.selection", "synthesize", "the training rows the generator saw (bounded per user, with the "
         "canaries): their titles, texts and ratings, through a public sentence encoder",
-        "which drafts become the released records (the most-voted of each rating)",
-        "OpenDP Gaussian mechanism on a nearest-draft vote histogram, each unit's votes clipped to L2 norm 1 (zCDP)",
-        DP, "only the noisy histogram decides what is kept; the drafts and the encoder are DP outputs or public",
+        "which drafts become the released records (the best-scored of each rating)",
+        "OpenDP Gaussian mechanism on the DP rating judge's per-rating statistics (method judge) or on a "
+        "nearest-draft vote histogram (method votes), each unit's share clipped to L2 norm 1 (zCDP)",
+        DP, "only the noisy statistics decide what is kept; the drafts, the principal axes and the encoder are "
+        "DP outputs or public",
         metrics=(f"{SYN}:epsilon_selection", f"{SYN}:delta_selection", f"{SYN}:rho_selection", f"{SYN}:selection_*"),
         epsilon_key="epsilon_selection", delta_key="delta_selection"),
     LedgerEntry(

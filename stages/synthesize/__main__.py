@@ -156,6 +156,7 @@ def _register(args, result) -> None:
             "delta_total": m["delta_total"],
             "epsilon_text": m["epsilon_text"],
             "epsilon_tabular": m["epsilon_tabular"],
+            "epsilon_selection": m["epsilon_selection"] if m["selection_enabled"] else "off",
             "privacy_unit": m["privacy_unit"],
             "dp_enabled": m["dp_enabled"],
             "noise_multiplier": m["noise_multiplier"],

@@ -183,6 +183,8 @@ def test_cli_writes_outputs_and_registers_the_generator(tmp_path):
     version = mlflow.MlflowClient().get_model_version("review-generator", "1")
     assert version.tags["privacy_unit"] == "user" and float(version.tags["epsilon"]) == pytest.approx(metrics["epsilon"])
     assert float(version.tags["epsilon_total"]) == pytest.approx(metrics["epsilon_total"])
+    assert float(version.tags["epsilon_selection"]) == metrics["epsilon_selection"]  # the quick profile selects
+    assert ledger["components"]["synthesize.selection"]["epsilon"] == metrics["epsilon_selection"]
     served = load_registered_model("models:/review-generator@candidate")
     out = served.predict(pd.DataFrame({"rating": [3], "main_category": ["Computers"], "text_chars": [80]}))
     assert len(out) == 1 and list(out.columns) == ["title", "text"]

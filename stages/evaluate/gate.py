@@ -43,7 +43,7 @@ def check_gate(metrics: Mapping[str, object], gate: GateParams) -> GateResult:
         value = metrics.get(key)
         result.checks[name] = (is_number(value) and value <= limit, value, f"<= {limit:g}")
 
-    # privacy.epsilon is the released dataset's: text generator and tabular model composed
+    # privacy.epsilon is the released dataset's: text generator, tabular model and DP selection composed
     epsilon = metrics.get("privacy.epsilon")
     # a fine-tuned generator without DP-SGD makes the release non-private, whatever the tabular model
     non_private = metrics.get("privacy.dp_enabled") is False and metrics.get("privacy.fine_tuned") is not False
@@ -51,7 +51,7 @@ def check_gate(metrics: Mapping[str, object], gate: GateParams) -> GateResult:
         result.checks["epsilon"] = (False, None, f"<= {gate.max_epsilon:g} (the release is not private)")
     else:
         result.checks["epsilon"] = (is_number(epsilon) and epsilon <= gate.max_epsilon, epsilon,
-                                    f"<= {gate.max_epsilon:g} (composed: text and tabular)")
+                                    f"<= {gate.max_epsilon:g} (the release's, composed)")
     at_most("canary_leaks", "privacy.canary.verbatim_total", gate.max_canary_leaks)
     # the strongest attack counts: the plain loss attack, and the calibrated one where it ran
     aucs = [metrics.get("privacy.mia.auc")]

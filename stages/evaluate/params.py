@@ -43,6 +43,8 @@ class PrivacyParams:
     pii_entities: tuple[str, ...]  # privacy-critical: what the residual-PII scan looks for
     pii_score_threshold: float = bounded(min=0.0, max=1.0)
     mia_batch_size: int = bounded(min=1, max=1024)
+    dcr_rows_per_user: int | None = bounded(min=1)  # per reference and draw; null: every row (no cap)
+    dcr_draws: int = bounded(min=1, max=1000)  # reference draws the DCR share averages over
 
     def __post_init__(self):
         if not self.pii_entities:

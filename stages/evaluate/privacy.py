@@ -1,8 +1,9 @@
 """Privacy metrics as pure functions: distances to closest records, membership inference, canaries.
 
 Conventions: a DCR share near 0.5 means synthetic records are no closer to the
-training records than to held-out real records of the same size (no memorisation);
-1.0 means every synthetic record sits closest to a training record (copies).
+training records than to held-out real records (equal numbers of rows, each user
+counted at most a fixed number of times; no memorisation); 1.0 means every synthetic
+record sits closest to a training record (copies).
 """
 
 from __future__ import annotations
@@ -36,47 +37,102 @@ def nearest_distances(queries: np.ndarray, reference: np.ndarray, *, metric: str
 BOOTSTRAP_RESAMPLES = 2000
 
 
-def bootstrap_interval(values: np.ndarray, *, confidence: float, seed: int) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of `values` (resampling the rows with replacement)."""
-    rng = np.random.default_rng(seed)
-    means = rng.choice(values, size=(BOOTSTRAP_RESAMPLES, len(values)), replace=True).mean(axis=1)
-    tail = (1 - confidence) / 2
-    return float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
+def capped_rows(units: np.ndarray, cap: int | None, rng: np.random.Generator) -> np.ndarray:
+    """Indices of a random subset with at most `cap` rows per unit, in random order (all rows when cap is None)."""
+    order = rng.permutation(len(units))
+    if cap is None:
+        return order
+    taken: dict = {}
+    keep = []
+    for i in order:
+        seen = taken.get(units[i], 0)
+        if seen < cap:
+            taken[units[i]] = seen + 1
+            keep.append(i)
+    return np.asarray(keep, dtype=int)
 
 
 def dcr_metrics(synthetic: np.ndarray, train: np.ndarray, holdout: np.ndarray, *, metric: str, seed: int,
-                confidence: float = 0.95) -> dict:
-    """DCR to train vs to held-out, the DCR share with its bootstrap interval, and the NN distance ratio.
+                confidence: float = 0.95, train_units: np.ndarray | None = None,
+                holdout_units: np.ndarray | None = None, rows_per_unit: int | None = None,
+                draws: int = 1) -> dict:
+    """DCR to train vs to held-out, the DCR share with its interval, and the NN distance ratio.
 
-    The training set is subsampled to the held-out size first: with more training rows
-    the nearest one would be closer by chance alone and the share would read as leakage.
-    The interval resamples the synthetic rows: with ~100 of them the share alone moves by
-    about ±0.1 between runs, so the gate judges the interval, not the point.
+    The two references must be alike but for membership, or the share reads a difference
+    between them as leakage. Each draw therefore takes at most `rows_per_unit` rows per
+    privacy unit (user) from either side, then as many rows from both: with a user-level
+    split a held-out set of few, prolific users is less diverse than the training set, and
+    anything generic sits closer to the training rows by that alone. A record's score is
+    its share of draws in which it is closer to the training reference (ties count half);
+    the share is the mean score.
+
+    The interval covers both sources of chance. Resampling the synthetic rows alone misses
+    the larger one when the references hold a few hundred people: generic texts share a
+    few nearest neighbours, and whether those sit in train or held-out moves the share by
+    ±0.1. So each draw is repeated on half of the drawn rows per side (half-sampling
+    without replacement spreads like a bootstrap of the full reference), and every
+    bootstrap replicate pairs one half-sample draw with a resample of the synthetic rows;
+    the replicates' spread around their mean is laid around the share.
+
+    Exact copies are counted against the whole training sample, not a draw: a copy of a
+    row left out of the draw would otherwise go unseen.
     """
     if len(train) < 2 or len(holdout) < 2 or len(synthetic) == 0:
         raise ValueError("dcr_metrics needs >= 2 training rows, >= 2 held-out rows and >= 1 synthetic row")
+    if draws < 1 or (rows_per_unit is not None and rows_per_unit < 1):
+        raise ValueError(f"dcr_metrics: draws ({draws}) and rows_per_unit ({rows_per_unit}) must be >= 1")
+    train_units = np.arange(len(train)) if train_units is None else np.asarray(train_units)
+    holdout_units = np.arange(len(holdout)) if holdout_units is None else np.asarray(holdout_units)
+    if len(train_units) != len(train) or len(holdout_units) != len(holdout):
+        raise ValueError("dcr_metrics: train_units/holdout_units need one unit per reference row")
     rng = np.random.default_rng(seed)
-    n = min(len(train), len(holdout))
-    train = train[rng.choice(len(train), n, replace=False)]
-    holdout = holdout[rng.choice(len(holdout), n, replace=False)]
-    d_train = nearest_distances(synthetic, train, metric=metric)
-    d_hold = nearest_distances(synthetic, holdout, metric=metric)
-    closer = (d_train[:, 0] < d_hold[:, 0]) + 0.5 * (d_train[:, 0] == d_hold[:, 0])
-    nndr = d_train[:, 0] / np.maximum(d_train[:, 1], 1e-12)
-    nndr_hold = d_hold[:, 0] / np.maximum(d_hold[:, 1], 1e-12)
+    full, half = np.zeros((draws, len(synthetic))), np.zeros((draws, len(synthetic)))
+    d_train_all, d_hold_all, nndr, nndr_hold = [], [], [], []
+    n = 0
+    for draw in range(draws):
+        a = capped_rows(train_units, rows_per_unit, rng)
+        b = capped_rows(holdout_units, rows_per_unit, rng)
+        n = min(len(a), len(b))
+        if n < 4:
+            raise ValueError(f"dcr_metrics: only {n} reference row(s) per side after the per-unit cap; "
+                             "sample more rows or raise rows_per_unit")
+        d_train = nearest_distances(synthetic, train[a[:n]], metric=metric)
+        d_hold = nearest_distances(synthetic, holdout[b[:n]], metric=metric)
+        full[draw] = _closer(d_train[:, 0], d_hold[:, 0])
+        half[draw] = _closer(nearest_distances(synthetic, train[a[: n // 2]], metric=metric, k=1)[:, 0],
+                             nearest_distances(synthetic, holdout[b[: n // 2]], metric=metric, k=1)[:, 0])
+        d_train_all.append(d_train[:, 0])
+        d_hold_all.append(d_hold[:, 0])
+        nndr.append(d_train[:, 0] / np.maximum(d_train[:, 1], 1e-12))
+        nndr_hold.append(d_hold[:, 0] / np.maximum(d_hold[:, 1], 1e-12))
+    share = float(full.mean())
+    pick = rng.integers(0, draws, BOOTSTRAP_RESAMPLES)
+    rows = rng.integers(0, len(synthetic), (BOOTSTRAP_RESAMPLES, len(synthetic)))
+    spread = half[pick[:, None], rows].mean(axis=1) - half.mean()
+    tail = (1 - confidence) / 2
+    d_train_all, d_hold_all = np.concatenate(d_train_all), np.concatenate(d_hold_all)
+    d_full = nearest_distances(synthetic, train, metric=metric, k=1)[:, 0]
     return {
-        "dcr_train_median": float(np.median(d_train[:, 0])),
-        "dcr_holdout_median": float(np.median(d_hold[:, 0])),
-        "dcr_train_p05": float(np.quantile(d_train[:, 0], 0.05)),
-        "dcr_share": float(closer.mean()),
-        **dict(zip(("dcr_share_ci_low", "dcr_share_ci_high"), bootstrap_interval(closer, confidence=confidence, seed=seed))),
+        "dcr_train_median": float(np.median(d_train_all)),
+        "dcr_holdout_median": float(np.median(d_hold_all)),
+        "dcr_train_p05": float(np.quantile(d_train_all, 0.05)),
+        "dcr_share": share,
+        "dcr_share_ci_low": float(np.clip(share + np.quantile(spread, tail), 0.0, 1.0)),
+        "dcr_share_ci_high": float(np.clip(share + np.quantile(spread, 1 - tail), 0.0, 1.0)),
         "dcr_share_ci_confidence": confidence,
-        "exact_copies": int((d_train[:, 0] <= 1e-6).sum()),  # float32 cosine of a copy is ~1e-7, not 0
-        "nndr_median": float(np.median(nndr)),
-        "nndr_holdout_median": float(np.median(nndr_hold)),
+        "dcr_share_draw_sd": float(full.mean(axis=1).std()),  # how far the references alone move the share
+        "exact_copies": int((d_full <= 1e-6).sum()),  # float32 cosine of a copy is ~1e-7, not 0
+        "nndr_median": float(np.median(np.concatenate(nndr))),
+        "nndr_holdout_median": float(np.median(np.concatenate(nndr_hold))),
         "reference_rows": n,
+        "reference_draws": draws,
         "synthetic_rows": len(synthetic),
     }
+
+
+def _closer(d_train: np.ndarray, d_holdout: np.ndarray) -> np.ndarray:
+    """1 where the training reference is nearer, 0 where the held-out one is, 0.5 on a tie."""
+    return (d_train < d_holdout) + 0.5 * (d_train == d_holdout)
 
 
 def encode_structured(frames: Sequence[pd.DataFrame], *, numeric: Sequence[str], categorical: Sequence[str]):

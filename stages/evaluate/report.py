@@ -44,6 +44,14 @@ SUMMARY_ROWS = (
 )
 
 
+def _interval(m: Mapping[str, Any], key: str) -> str:
+    """'95% interval a–b; ' for a metric with an interval, '' otherwise."""
+    low, high, conf = m.get(f"{key}_ci_low"), m.get(f"{key}_ci_high"), m.get(f"{key}_ci_confidence")
+    if not all(isinstance(v, (int, float)) for v in (low, high, conf)):
+        return ""
+    return f"{conf:.0%} interval {low:.3f}–{high:.3f}; "
+
+
 def _fmt(value: Any) -> str:
     if value is None:
         return "–"
@@ -83,7 +91,8 @@ def verdicts(m: Mapping[str, Any]) -> dict[str, str]:
     ) if isinstance(eps, (int, float)) else "no differential-privacy guarantee (non-private models)"
     out["Privacy"] = (
         f"The released dataset carries {guarantee}. Synthetic records are closest to a training record "
-        f"{_fmt(share)} of the time (0.5 means no closer to training than to unseen real data); the "
+        f"{_fmt(share)} of the time ({_interval(m, 'privacy.dcr.embedding.dcr_share')}0.5 means no closer to "
+        f"training than to unseen real data); the "
         f"membership attack reaches AUC {_fmt(auc)} (0.5 = guessing); {_fmt(leaks)} canary field(s) leaked verbatim."
     )
     if m.get("privacy.mia.calibrated.auc") is not None:

@@ -129,3 +129,18 @@ def test_latest_version_tagged_finds_the_synthetic_classifier(registry):
     registry.set_model_version_tag(CLASSIFIER, "2", "source", "real")
     assert latest_version_tagged(CLASSIFIER, "source", "synthetic") == "1"
     assert latest_version_tagged(CLASSIFIER, "source", "nothing") is None
+
+
+@pytest.mark.parametrize(("low", "high", "verdict"), [
+    (0.45, 0.55, None),
+    (0.65, 0.9, "closer to train than to held-out data"),
+    (0.1, 0.3, "closer to held-out data than to train"),
+    (0.37, 0.73, "too wide to tell"),
+])
+def test_dcr_check_says_whether_its_interval_leaves_the_band_or_only_is_too_wide(low, high, verdict):
+    result = check_gate({**GOOD, "privacy.dcr.embedding.dcr_share_ci_low": low,
+                         "privacy.dcr.embedding.dcr_share_ci_high": high}, GATE)
+    ok, shown, _ = result.checks["dcr_share"]
+    assert ok is (verdict is None)
+    assert shown.startswith(f"[{low:.3f}, {high:.3f}]")
+    assert (verdict is None and shown.endswith("]")) or (verdict is not None and verdict in shown)

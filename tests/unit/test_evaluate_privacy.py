@@ -45,6 +45,60 @@ def test_dcr_subsamples_the_training_set_to_the_held_out_size():
     assert result["reference_rows"] == 80
 
 
+def _users(n_users: int, rows_each: int, seed: int, dim: int = 6) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of `n_users` people, each writing `rows_each` rows near a point of their own."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_users, dim))
+    rows = np.repeat(centres, rows_each, axis=0) + 0.05 * rng.normal(size=(n_users * rows_each, dim))
+    return rows, np.repeat([f"u{seed}-{i}" for i in range(n_users)], rows_each)
+
+
+def test_dcr_caps_rows_per_user_so_a_prolific_held_out_user_does_not_read_as_leakage():
+    train, train_units = _users(300, 2, seed=0)
+    few, few_units = _users(120, 1, seed=1)
+    prolific, prolific_units = _users(1, 300, seed=2)  # one person fills most of the held-out set
+    holdout, holdout_units = np.vstack([few, prolific]), np.concatenate([few_units, prolific_units])
+    fresh, _ = _users(400, 1, seed=3)  # people neither set holds
+    uncapped = privacy.dcr_metrics(fresh, train, holdout, metric="euclidean", seed=0, draws=5)
+    capped = privacy.dcr_metrics(fresh, train, holdout, metric="euclidean", seed=0, train_units=train_units,
+                                 holdout_units=holdout_units, rows_per_unit=1, draws=20)
+    assert uncapped["dcr_share"] > 0.6  # the less diverse held-out side loses the nearest-row race
+    assert 0.42 < capped["dcr_share"] < 0.58
+    assert capped["reference_rows"] == 121  # one row per held-out user, as many training rows
+
+
+def test_dcr_interval_covers_the_chance_in_the_references_not_only_in_the_synthetic_rows():
+    # Generic texts crowd one corner, so a few reference rows decide the share. For fresh
+    # people on both sides it then lands anywhere from 0 to 1; a bootstrap of the synthetic
+    # rows alone gives a narrow interval around that luck (it covered 0.5 in 1 of these 20).
+    covered = 0
+    for k in range(20):
+        generic = 0.3 * np.random.default_rng(100 + k).normal(size=(300, 6)) + 1.5
+        result = privacy.dcr_metrics(generic, _cloud(2 * k, n=60), _cloud(2 * k + 1, n=60), metric="euclidean",
+                                     seed=k, draws=30)
+        covered += result["dcr_share_ci_low"] <= 0.5 <= result["dcr_share_ci_high"]
+        assert result["dcr_share_ci_low"] <= result["dcr_share"] <= result["dcr_share_ci_high"]
+    assert covered >= 17
+
+
+def test_dcr_counts_exact_copies_against_the_whole_training_sample_not_a_draw():
+    train, units = _users(200, 1, seed=0)
+    holdout, holdout_units = _users(20, 1, seed=1)
+    result = privacy.dcr_metrics(train[:50].copy(), train, holdout, metric="euclidean", seed=0,
+                                 train_units=units, holdout_units=holdout_units, rows_per_unit=1, draws=3)
+    assert result["reference_rows"] == 20
+    assert result["exact_copies"] == 50
+    assert result["dcr_share"] > 0.5  # copies win whenever their source is drawn
+
+
+def test_dcr_rejects_a_cap_that_leaves_too_few_reference_rows():
+    train, units = _users(50, 1, seed=0)
+    holdout, _ = _users(1, 40, seed=1)
+    with pytest.raises(ValueError, match="after the per-unit cap"):
+        privacy.dcr_metrics(train[:5], train, holdout, metric="euclidean", seed=0, train_units=units,
+                            holdout_units=np.repeat("one", 40), rows_per_unit=1)
+
+
 def test_encode_structured_gives_gower_style_l1_distances():
     a = pd.DataFrame({"x": [0.0, 10.0], "c": ["u", "v"]})
     b = pd.DataFrame({"x": [5.0, None], "c": ["u", None]})

@@ -82,7 +82,7 @@ def test_cli_writes_the_headline_in_order(tmp_path, monkeypatch, capsys):
         (tmp_path / path).write_text(json.dumps(content))
     assert headline.main(["--no-mlflow", "--output", "out/headline.json"]) == 0
     written = json.loads((tmp_path / "out" / "headline.json").read_text())
-    assert list(written)[:3] == ["budget.epsilon_generator", "budget.differentially_private", "privacy.mia_auc"]
+    assert list(written)[:3] == ["budget.epsilon_generator", "budget.text_dp_sgd", "privacy.mia_auc"]
     assert written["missing_count"] == len(HEADLINE) - 5
     assert f"headline: 5 of {len(HEADLINE)} figures -> out/headline.json; missing: budget.epsilon_total" in capsys.readouterr().out
 

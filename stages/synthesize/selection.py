@@ -41,7 +41,7 @@ class Selection:
     """Which drafts were kept, their scores, and the accounting."""
 
     keep: np.ndarray  # indices into the drafts, in the order they are released
-    votes: np.ndarray  # each draft's score: the judged probability of its rating, or its noisy vote count
+    scores: np.ndarray  # each draft's score: the judged probability of its rating, or its noisy vote count
     privacy: dict
     judge: Judge | None = None  # method judge: the fitted DP judge (a classifier in its own right)
 
@@ -188,7 +188,7 @@ def select(private: np.ndarray, private_ratings, units, drafts: np.ndarray, draf
                else f"Gaussian (OpenDP) on {what}, L2 sensitivity 1 per unit" if scale is not None
                else f"none (exact {what}, non-private)"}
     keep = top_per_rating(scores, draft_ratings, targets, n, seed=seed)
-    return Selection(keep=keep, votes=scores, privacy=privacy, judge=judge)
+    return Selection(keep=keep, scores=scores, privacy=privacy, judge=judge)
 
 
 def review_texts(frame) -> list[str]:

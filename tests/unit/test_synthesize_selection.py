@@ -100,7 +100,7 @@ def test_select_keeps_what_many_private_rows_vote_for():
                  targets={5: 1}, n=1, epsilon=8.0, delta=1e-5, seed=0)
     assert out.keep.tolist() == [1]
     assert out.privacy["rho"] == pytest.approx(1 / (2 * out.privacy["noise_scale"] ** 2), rel=1e-6)
-    assert out.privacy["drafts"] == 40 and len(out.votes) == 40
+    assert out.privacy["drafts"] == 40 and len(out.scores) == 40
 
 
 def test_without_dp_the_exact_votes_decide():
@@ -109,7 +109,7 @@ def test_without_dp_the_exact_votes_decide():
     private = _unit(drafts[[3, 3, 7]] + 0.01 * rng.normal(size=(3, 8)))
     out = select(private, np.full(3, 2), np.arange(3), drafts, np.full(10, 2), method="votes", dims=4,
                  targets={2: 2}, n=2, epsilon=None, delta=1e-5, seed=0)
-    assert out.keep.tolist() == [3, 7] and out.votes[3] == 2.0 and out.privacy["epsilon"] is None
+    assert out.keep.tolist() == [3, 7] and out.scores[3] == 2.0 and out.privacy["epsilon"] is None
 
 
 def _two_topics(rng, n, dims=12):

@@ -95,9 +95,11 @@ def test_run_evaluate_on_real_reviews(splits):
     result = run_evaluate(inputs, PARAMS, seed=0)
     m = result.metrics
 
-    # Half the synthetic texts are training copies: they sit at distance 0 from train.
+    # Half the synthetic texts are training copies: they sit at distance 0 from train. At one review
+    # per user a draw holds only part of the training sample, so a copy wins only when its source is drawn.
     assert m["privacy.dcr.embedding.exact_copies"] >= 29  # row 0 was changed by the leak
-    assert 0.65 < m["privacy.dcr.embedding.dcr_share"] < 0.95
+    assert 0.55 < m["privacy.dcr.embedding.dcr_share"] < 0.95
+    assert m["privacy.dcr.embedding.reference_draws"] == 10
     assert m["privacy.canary.verbatim.secret"] == 1 and m["privacy.canary.verbatim_total"] == 1
     assert 0.0 <= m["privacy.mia.auc"] <= 1.0 and m["privacy.mia.members"] == 12
     assert m["privacy.mia.base_model_auc"] == m["privacy.mia.auc"] and m["privacy.mia.calibrated.auc"] == 0.5

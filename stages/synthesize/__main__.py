@@ -103,9 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     m = result.metrics
     text = ("0 for the text (zero-shot: no fine-tuning)" if not m["fine_tuned"]
             else f"text {m['epsilon_text']:.3f}" if m["dp_enabled"] else "the text model is not private")
+    selection = f", selection {m['epsilon_selection']:g}" if m.get("epsilon_selection") is not None else ""
     eps = "off (non-private baseline)" if m["epsilon_total"] is None else (
         f"{m['epsilon_total']:.3f} for the release ({m['composition']} composition: {text}, "
-        f"tabular {m['epsilon_tabular']:g}; delta {m['delta_total']:g}, unit {m['privacy_unit']})")
+        f"tabular {m['epsilon_tabular']:g}{selection}; delta {m['delta_total']:g}, unit {m['privacy_unit']})")
     print(
         f"synthesize: {m['records_written']} records written (target {m['records_target']}, "
         f"{m['generated_requested']} generated, {m['records_surplus_discarded']} surplus discarded; "

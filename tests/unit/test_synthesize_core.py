@@ -160,11 +160,12 @@ def _quick_file(tmp_path, **replacements):
     return path
 
 
-def test_cli_writes_outputs_and_registers_the_generator(tmp_path):
+def test_cli_writes_outputs_and_registers_the_generator(tmp_path, capsys):
     from stages.tracking import load_registered_model, model_version_by_alias
 
     params_file = _quick_file(tmp_path, **{_n_records(): "n_records: 6"})
     assert main(_cli_args(tmp_path, params_file)) == 0
+    summary = capsys.readouterr().out
     table = pq.read_table(tmp_path / "data/synthetic/reviews.parquet")
     assert table.schema.equals(RECORD_SCHEMA) and table.num_rows > 0
     gen_dir = tmp_path / "models/generator"
@@ -185,6 +186,7 @@ def test_cli_writes_outputs_and_registers_the_generator(tmp_path):
     assert float(version.tags["epsilon_total"]) == pytest.approx(metrics["epsilon_total"])
     assert float(version.tags["epsilon_selection"]) == metrics["epsilon_selection"]  # the quick profile selects
     assert ledger["components"]["synthesize.selection"]["epsilon"] == metrics["epsilon_selection"]
+    assert f"tabular {metrics['epsilon_tabular']:g}, selection {metrics['epsilon_selection']:g};" in summary
     served = load_registered_model("models:/review-generator@candidate")
     out = served.predict(pd.DataFrame({"rating": [3], "main_category": ["Computers"], "text_chars": [80]}))
     assert len(out) == 1 and list(out.columns) == ["title", "text"]

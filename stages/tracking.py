@@ -292,6 +292,11 @@ def log_pipeline_metrics(metrics: Mapping[str, Any], *, root: Path | None = None
     batch = [Metric(k, v, now, 0) for k, v in metric_values(metrics).items()]
     for start in range(0, len(batch), 500):  # log_batch takes at most 1000 metrics
         client.log_batch(parent, metrics=batch[start:start + 500])
+    # The headline runs last, after every other stage of the execution has ended. When it is the only
+    # stage that ran (`dvc repro -s headline`, or only its code changed), it created the parent here,
+    # and nothing else would end it: the UI would show it running for ever.
+    if client.get_run(parent).info.status == "RUNNING":
+        client.set_terminated(parent, "FINISHED")
     return parent
 
 

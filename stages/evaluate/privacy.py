@@ -42,14 +42,9 @@ def capped_rows(units: np.ndarray, cap: int | None, rng: np.random.Generator) ->
     order = rng.permutation(len(units))
     if cap is None:
         return order
-    taken: dict = {}
-    keep = []
-    for i in order:
-        seen = taken.get(units[i], 0)
-        if seen < cap:
-            taken[units[i]] = seen + 1
-            keep.append(i)
-    return np.asarray(keep, dtype=int)
+    from stages.synthesize.dp import first_per_unit  # the training set's per-user bound, on a given order
+
+    return first_per_unit(units, cap, order)
 
 
 def dcr_metrics(synthetic: np.ndarray, train: np.ndarray, holdout: np.ndarray, *, metric: str, seed: int,

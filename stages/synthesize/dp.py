@@ -31,18 +31,22 @@ from stages.synthesize.encoding import Encoded, per_example_loss
 from stages.synthesize.trunk import batch_from_cache, cache_trunk, split_index, supports_trunk, top_model
 
 
-def bound_contributions(user_ids, k: int, seed: int) -> np.ndarray:
-    """Indices of the rows kept when each user contributes at most k (a random k of theirs)."""
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(user_ids))
+def first_per_unit(units, k: int, order: np.ndarray) -> np.ndarray:
+    """The rows of `order`, in that order, less each unit's rows after its first k."""
     seen: dict = {}
     keep = []
     for i in order:
-        uid = user_ids[i]
-        if seen.get(uid, 0) < k:
-            seen[uid] = seen.get(uid, 0) + 1
+        unit = units[i]
+        if seen.get(unit, 0) < k:
+            seen[unit] = seen.get(unit, 0) + 1
             keep.append(i)
-    return np.sort(np.asarray(keep, dtype=np.int64))
+    return np.asarray(keep, dtype=np.int64)
+
+
+def bound_contributions(user_ids, k: int, seed: int) -> np.ndarray:
+    """Indices of the rows kept when each user contributes at most k (a random k of theirs)."""
+    order = np.random.default_rng(seed).permutation(len(user_ids))
+    return np.sort(first_per_unit(user_ids, k, order))
 
 
 def unit_index(user_ids, unit: str) -> np.ndarray:

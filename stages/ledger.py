@@ -131,6 +131,12 @@ LEDGER: tuple[LedgerEntry, ...] = (
         "a function of the DP generator's output alone: no privacy cost",
         metrics=(f"{SYN}:dropped_assistant_talk",)),
     LedgerEntry(
+        "synthesize.seller_talk_filter", "synthesize", "synthetic texts only (fixed patterns, stages/textchecks.py)",
+        "which synthetic texts are kept, the count of texts written as the shop instead of a buyer",
+        "regular-expression test of generated text", POST,
+        "a function of the DP generator's output alone: no privacy cost",
+        metrics=(f"{SYN}:dropped_seller_talk",)),
+    LedgerEntry(
         "synthesize.consistency_filter", "synthesize", "synthetic texts and their DP-sampled ratings only (the judge "
         "is a public sentence encoder with fixed anchor sentences)",
         "which synthetic records are kept, the count of records whose text read the opposite of their rating",

@@ -5,6 +5,12 @@ Assistant talk is an instruct model answering the request instead of writing the
 The patterns are specific to that framing; on the 10,000 real Electronics reviews of the
 shared sample they match 1 text (0.01%), on the synthetic texts of the experiment
 `s16b-default` (before this filter existed) 57 of 1,000.
+
+Seller talk is the model writing as the shop or its support desk instead of as the buyer:
+"our products", "I'm happy to work with you", "the customer is happy with their purchase".
+On the shared sample's 12,764 real reviews (Electronics and the multi-category file) the
+patterns match 1 text (0.008%, a "please let me know" to other buyers); on the 1,000
+synthetic texts of `s24-default` (before this check existed) 43.
 """
 
 from __future__ import annotations
@@ -25,6 +31,23 @@ ASSISTANT_TALK = re.compile(
 )
 
 
+SELLER_TALK = re.compile(
+    "|".join((
+        r"\b(?:happy|glad|pleased) to (?:help|assist|work with|serve|provide|answer|hear)\b",  # support-desk voice
+        r"\bour (?:customers?|clients?|company|store|shop|team|products?|product range|services?)\b",  # the shop's "our"
+        r"\bthe customer (?:is|was|purchased|bought|gave|has|had|loves?|wants?)\b",  # the buyer in the third person
+        r"\b(?:thank you|thanks) for (?:your|the) (?:purchase|order|business|review|feedback|interest)\b",
+        r"\bplease (?:let (?:me|us) know|contact us|check your)\b",
+    )),
+    re.IGNORECASE,
+)
+
+
 def is_assistant_talk(text: str | None) -> bool:
     """True when the text frames itself as an answer or a sample rather than being a review."""
     return bool(text) and ASSISTANT_TALK.search(text) is not None
+
+
+def is_seller_talk(text: str | None) -> bool:
+    """True when the text speaks as the seller or its support desk, not as a buyer reviewing."""
+    return bool(text) and SELLER_TALK.search(text) is not None

@@ -38,7 +38,7 @@ from stages.synthesize.loading import load_base
 from stages.synthesize.params import SynthesizeParams
 from stages.synthesize.selection import select_records
 from stages.synthesize.tabular import TabularModel, fit_tabular
-from stages.textchecks import is_assistant_talk
+from stages.textchecks import is_assistant_talk, is_seller_talk
 
 SYNTHETIC_SPLIT = "synthetic"
 
@@ -245,10 +245,11 @@ def record_text(written: dict, i: int) -> str:
 
 
 def _filter_and_assemble(controls, written, tabular, reference, params, analyzer, judge) -> tuple[pd.DataFrame, dict]:
-    """Drop memorised, assistant-talk, inconsistent (judge given) and PII-bearing texts, count each drop, build rows."""
+    """Drop memorised, assistant- or seller-talk, inconsistent (judge given) and PII-bearing texts; count each drop."""
     filters = params.filters
     memo = MemorisationFilter(reference, n=filters.ngram_n, max_overlap=filters.max_ngram_overlap)
-    dropped = {"exact_match": 0, "ngram_overlap": 0, "assistant_talk": 0, "inconsistent": 0, "pii": 0}
+    dropped = {"exact_match": 0, "ngram_overlap": 0, "assistant_talk": 0, "seller_talk": 0, "inconsistent": 0,
+               "pii": 0}
     entity_counts: dict[str, int] = {}
     candidates = []
     for i, text in enumerate(written["texts"]):
@@ -259,6 +260,8 @@ def _filter_and_assemble(controls, written, tabular, reference, params, analyzer
         reason = memo.reason(text)  # bodies only: short titles ("Great product") repeat innocently
         if not reason and filters.drop_assistant_talk and is_assistant_talk(record_text(written, i)):
             reason = "assistant_talk"  # the model answered the prompt instead of writing a review
+        if not reason and filters.drop_seller_talk and is_seller_talk(record_text(written, i)):
+            reason = "seller_talk"  # the model wrote as the shop ("our products"), not as a buyer
         if reason:
             dropped[reason] += 1
         else:

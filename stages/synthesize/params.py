@@ -146,13 +146,14 @@ class GenerationParams:
 
 @dataclass(frozen=True)
 class FilterParams:
-    """Post-generation filters (privacy, and the assistant-talk check); every drop is counted."""
+    """Post-generation filters (privacy, and the assistant- and seller-talk checks); every drop is counted."""
 
     ngram_n: int = bounded(min=2, max=64)  # word n-gram length for overlap with training texts
     max_ngram_overlap: float = bounded(min=0.0, max=1.0)  # drop above this share of n-grams seen in training
     pii_entities: tuple[str, ...]  # Presidio entities whose presence drops a text
     pii_score_threshold: float = bounded(min=0.0, max=1.0)
     drop_assistant_talk: bool  # drop texts that answer the prompt instead of being a review (stages/textchecks.py)
+    drop_seller_talk: bool  # drop texts written as the shop or its support desk, not as a buyer (stages/textchecks.py)
 
     def __post_init__(self):
         if not self.pii_entities:

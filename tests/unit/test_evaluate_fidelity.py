@@ -81,6 +81,7 @@ VOCAB = text.build_vocabulary(["Great phone, works well. It stopped working afte
         ("works well works well works well works well.", {"repeated_phrase"}),  # generation loop
         ("Great phone \x00\x01\x02\x03 \ufffd\ufffd.", {"non_text_chars"}),  # control / replacement chars
         ("Here's a 5-star review of the phone: Great phone, works well.", {"assistant_talk"}),  # an answer
+        ("Great phone, and our customers love it.", {"seller_talk"}),  # the shop, not a buyer
     ],
 )
 def test_quality_flags(sample, problems):

@@ -1,10 +1,10 @@
-"""The assistant-talk check: an instruct model answering the request, not a review."""
+"""The assistant- and seller-talk checks: an instruct model answering the request, or speaking as the shop."""
 
 from __future__ import annotations
 
 import pytest
 
-from stages.textchecks import is_assistant_talk
+from stages.textchecks import is_assistant_talk, is_seller_talk
 
 
 @pytest.mark.parametrize("text", [
@@ -33,3 +33,29 @@ def test_answers_and_samples_are_assistant_talk(text):
 ])
 def test_reviews_are_not(text):
     assert not is_assistant_talk(text)
+
+
+@pytest.mark.parametrize("text", [
+    "I'm happy to work with you.",
+    "The price was generous, and the quality of our products is amazing.",
+    "I'm glad the customer is happy with their purchase.",
+    "Thank you for your purchase! The case ships tomorrow.",
+    "Please contact us if the cable fails.",
+    "This product is great and has been highly praised by our team.",
+])
+def test_the_shop_talking_is_seller_talk(text):
+    assert is_seller_talk(text)
+    assert not is_assistant_talk(text)  # a separate reason, counted apart
+
+
+@pytest.mark.parametrize("text", [
+    "Great phone, works well.",
+    "Our kids love it and our dog ignores it.",  # a buyer's "our"
+    "Customer service was quick to replace it.",
+    "I was happy to find a case that fits.",  # happy, but not to help anyone
+    "The user manual is useless.",
+    "",
+    None,
+])
+def test_buyers_are_not_seller_talk(text):
+    assert not is_seller_talk(text)

@@ -7,10 +7,12 @@ shared sample they match 1 text (0.01%), on the synthetic texts of the experimen
 `s16b-default` (before this filter existed) 57 of 1,000.
 
 Seller talk is the model writing as the shop or its support desk instead of as the buyer:
-"our products", "I'm happy to work with you", "the customer is happy with their purchase".
-On the shared sample's 12,764 real reviews (Electronics and the multi-category file) the
-patterns match 1 text (0.008%, a "please let me know" to other buyers); on the 1,000
-synthetic texts of `s24-default` (before this check existed) 43.
+"our products", "I'm happy to work with you", "the customer is happy with their purchase",
+"I'm glad you liked the product!". On the shared sample's 12,764 real reviews (Electronics
+and the multi-category file) the patterns match 1 text (0.008%, a "please let me know" to
+other buyers); on the 1,000 synthetic texts of `s24-default` (before this check existed) 43.
+The last two seller patterns and the two "give you a 5-star" / "here is my four-star score"
+assistant patterns came from reading `s26-default`'s records: 10 of its 1,000 texts, no real one.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ ASSISTANT_TALK = re.compile(
         r"\bi(?:'d|\u2019d| would) be (?:happy|glad) to\b",
         rf"\b(?:sample|example|template) (?:of )?(?:an? )?(?:(?:{_STAR}|amazon|product|customer) )*review\b",
         rf"^\s*(?:a|an|the|this is an?)\s+{_STAR} (?:amazon |product |customer )?review\b",  # "A 5-star review of ..."
+        r"\b(?:give|giving|provide|offer|send|write) you (?:a|an|my|this|the )?\s*(?:[\w.]+[- ])?stars?\b",  # "give you a 5-star"
+        r"\bhere(?:'s|\u2019s| is) (?:my|your|the) (?:[\w-]+ ){0,2}(?:star|rating|score)\b",  # "Here is my four-star score"
     )),
     re.IGNORECASE,
 )
@@ -38,6 +42,8 @@ SELLER_TALK = re.compile(
         r"\bthe customer (?:is|was|purchased|bought|gave|has|had|loves?|wants?)\b",  # the buyer in the third person
         r"\b(?:thank you|thanks) for (?:your|the) (?:purchase|order|business|review|feedback|interest)\b",
         r"\bplease (?:let (?:me|us) know|contact us|check your)\b",
+        r"\b(?:glad|happy|pleased) (?:that )?you (?:like|liked|love|loved|enjoy|enjoyed)\b",  # "I'm glad you liked it!"
+        r"\b(?:happy|glad|pleased|delighted) to (?:give|offer|send|tell|inform|show) you\b",
     )),
     re.IGNORECASE,
 )

@@ -17,6 +17,8 @@ from stages.textchecks import is_assistant_talk, is_seller_talk
     "Sure! The cable works.",
     "As an AI, I have no hands to hold this phone.",
     "Below is a sample product review for a charger.",
+    "I am happy to give you a 5-star rating!",
+    "Here is my four-star score of the case:",
 ])
 def test_answers_and_samples_are_assistant_talk(text):
     assert is_assistant_talk(text)
@@ -28,6 +30,7 @@ def test_answers_and_samples_are_assistant_talk(text):
     "Surely the worst case I have owned.",  # 'sure' inside a word
     "Here is my honest opinion: it broke after a week.",  # 'here is' without review/sample
     "Would be happy to buy again.",
+    "I'd give it 5 stars if I could.",  # a rating given, not a review offered to someone
     "",
     None,
 ])
@@ -41,6 +44,8 @@ def test_reviews_are_not(text):
     "I'm glad the customer is happy with their purchase.",
     "Thank you for your purchase! The case ships tomorrow.",
     "Please contact us if the cable fails.",
+    "I'm glad you liked the product!",
+    "I am happy to tell you that I have been pleased with my purchase.",
     "This product is great and has been highly praised by our team.",
 ])
 def test_the_shop_talking_is_seller_talk(text):
@@ -53,6 +58,8 @@ def test_the_shop_talking_is_seller_talk(text):
     "Our kids love it and our dog ignores it.",  # a buyer's "our"
     "Customer service was quick to replace it.",
     "I was happy to find a case that fits.",  # happy, but not to help anyone
+    "You will be glad you bought it.",  # a buyer to other buyers
+    "I'd give it 5 stars if I could.",
     "The user manual is useless.",
     "",
     None,

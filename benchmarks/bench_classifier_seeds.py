@@ -4,8 +4,9 @@ The train stage fits one LoRA classifier and one TF-IDF baseline per source with
 pipeline's seed. The LoRA figure of one fit moves by up to 0.06 macro-F1 from one run of a
 profile to the next, which is as large as the differences the sweep compares. This script
 runs the stage's own `run_train` (params.yaml's `train` section, `max_train_rows` rows per
-source) once per (source, seed): the seed draws the rows, the new head's weights and the
-batch order. Every fit is scored on the same real test split. It prints, per source and
+source) once per (source, seed): the seed draws the new head's weights and the batch order,
+and the rows where a source has more than `max_train_rows` (a synthetic set of exactly that
+many is used whole, so its deterministic TF-IDF score does not move). Every fit is scored on the same real test split. It prints, per source and
 model, the mean and standard deviation of macro-F1 over the seeds and the ratio and lift
 against real data at the same seeds.
 

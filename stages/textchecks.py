@@ -49,11 +49,23 @@ SELLER_TALK = re.compile(
 )
 
 
+# Voices that are not a buyer reviewing, by the name synthesize counts their drops under
+# (dropped_<name>) and evaluate flags them as quality problems; checked in this order.
+WRONG_VOICES = {"assistant_talk": ASSISTANT_TALK, "seller_talk": SELLER_TALK}
+
+
+def wrong_voice(text: str | None, names=tuple(WRONG_VOICES)) -> str | None:
+    """The first of `names` (keys of WRONG_VOICES) whose patterns the text matches, or None."""
+    if not text:
+        return None
+    return next((name for name in names if WRONG_VOICES[name].search(text)), None)
+
+
 def is_assistant_talk(text: str | None) -> bool:
     """True when the text frames itself as an answer or a sample rather than being a review."""
-    return bool(text) and ASSISTANT_TALK.search(text) is not None
+    return wrong_voice(text, ("assistant_talk",)) is not None
 
 
 def is_seller_talk(text: str | None) -> bool:
     """True when the text speaks as the seller or its support desk, not as a buyer reviewing."""
-    return bool(text) and SELLER_TALK.search(text) is not None
+    return wrong_voice(text, ("seller_talk",)) is not None

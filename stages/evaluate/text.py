@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from stages.textchecks import is_assistant_talk, is_seller_talk
+from stages.textchecks import WRONG_VOICES
 
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?", re.UNICODE)  # letters, with an inner apostrophe
 _TOKEN = re.compile(r"\w+", re.UNICODE)
@@ -126,8 +126,7 @@ def length_distance(texts_a: Sequence[str], texts_b: Sequence[str]) -> dict[str,
 
 # ---------------------------------------------------------------- quality checks
 
-QUALITY_CHECKS = ("empty", "truncated", "abrupt_ending", "repeated_phrase", "non_text_chars", "assistant_talk",
-                  "seller_talk")
+QUALITY_CHECKS = ("empty", "truncated", "abrupt_ending", "repeated_phrase", "non_text_chars", *WRONG_VOICES)
 REPEAT_NGRAM = 4  # a word 4-gram said three times in one review is a generation loop, not style
 REPEAT_MIN_COUNT = 3
 NON_TEXT_SHARE = 0.05  # above this share of symbol/control characters a text is flagged
@@ -155,8 +154,8 @@ def quality_flags(text: str, vocabulary: frozenset[str]) -> dict[str, bool]:
         "abrupt_ending": not empty and not ends_clean,
         "repeated_phrase": bool(grams) and max(grams.values()) >= REPEAT_MIN_COUNT,
         "non_text_chars": bool(stripped) and odd / len(stripped) > NON_TEXT_SHARE,
-        "assistant_talk": is_assistant_talk(stripped),  # "Here's a 5-star review of ...": an answer, not a review
-        "seller_talk": is_seller_talk(stripped),  # "our products", "happy to help you": the shop, not a buyer
+        # "Here's a 5-star review of ...", "our products": an answer or the shop, not a buyer (stages/textchecks.py)
+        **{name: pattern.search(stripped) is not None for name, pattern in WRONG_VOICES.items()},
     }
 
 

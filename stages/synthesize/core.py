@@ -38,7 +38,7 @@ from stages.synthesize.loading import load_base
 from stages.synthesize.params import SynthesizeParams
 from stages.synthesize.selection import select_records
 from stages.synthesize.tabular import TabularModel, fit_tabular
-from stages.textchecks import is_assistant_talk, is_seller_talk
+from stages.textchecks import wrong_voice
 
 SYNTHETIC_SPLIT = "synthetic"
 
@@ -250,6 +250,8 @@ def _filter_and_assemble(controls, written, tabular, reference, params, analyzer
     memo = MemorisationFilter(reference, n=filters.ngram_n, max_overlap=filters.max_ngram_overlap)
     dropped = {"exact_match": 0, "ngram_overlap": 0, "assistant_talk": 0, "seller_talk": 0, "inconsistent": 0,
                "pii": 0}
+    voices = tuple(name for name, on in (("assistant_talk", filters.drop_assistant_talk),
+                                         ("seller_talk", filters.drop_seller_talk)) if on)
     entity_counts: dict[str, int] = {}
     candidates = []
     for i, text in enumerate(written["texts"]):
@@ -257,11 +259,9 @@ def _filter_and_assemble(controls, written, tabular, reference, params, analyzer
             continue  # counted as dropped_parse
         if "title_chars" in tabular.null_columns_ or pd.isna(controls["title_chars"].iloc[i]):
             written["titles"][i] = None  # no title in the data (or in this sampled row): never invent one
-        reason = memo.reason(text)  # bodies only: short titles ("Great product") repeat innocently
-        if not reason and filters.drop_assistant_talk and is_assistant_talk(record_text(written, i)):
-            reason = "assistant_talk"  # the model answered the prompt instead of writing a review
-        if not reason and filters.drop_seller_talk and is_seller_talk(record_text(written, i)):
-            reason = "seller_talk"  # the model wrote as the shop ("our products"), not as a buyer
+        # memorisation reads bodies only (short titles, "Great product", repeat innocently); then a voice
+        # that is not a buyer's: the model answering the prompt, or writing as the shop ("our products")
+        reason = memo.reason(text) or wrong_voice(record_text(written, i), voices)
         if reason:
             dropped[reason] += 1
         else:

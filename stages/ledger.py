@@ -137,6 +137,13 @@ LEDGER: tuple[LedgerEntry, ...] = (
         "a function of the DP generator's output alone: no privacy cost",
         metrics=(f"{SYN}:dropped_seller_talk",)),
     LedgerEntry(
+        "synthesize.voice_judge", "synthesize", "synthetic texts only (the judge is a public sentence encoder with "
+        "fixed anchor sentences, stages/synthesize/voice.py)",
+        "which synthetic texts are kept, the count of texts read as the shop or another kind of text, not a buyer",
+        "sentence-embedding similarity to public anchors", POST,
+        "a function of the DP generator's output alone: no privacy cost",
+        metrics=(f"{SYN}:dropped_judged_not_review",)),
+    LedgerEntry(
         "synthesize.consistency_filter", "synthesize", "synthetic texts and their DP-sampled ratings only (the judge "
         "is a public sentence encoder with fixed anchor sentences)",
         "which synthetic records are kept, the count of records whose text read the opposite of their rating",

@@ -53,13 +53,16 @@ def check_gate(metrics: Mapping[str, object], gate: GateParams) -> GateResult:
         result.checks["epsilon"] = (is_number(epsilon) and epsilon <= gate.max_epsilon, epsilon,
                                     f"<= {gate.max_epsilon:g} (the release's, composed)")
     at_most("canary_leaks", "privacy.canary.verbatim_total", gate.max_canary_leaks)
-    # the strongest attack counts: the plain loss attack, and the calibrated one where it ran
-    aucs = [metrics.get("privacy.mia.auc")]
-    if "privacy.mia.calibrated.auc" in metrics:
-        aucs.append(metrics["privacy.mia.calibrated.auc"])
-    auc = max(aucs) if all(is_number(a) for a in aucs) else None
-    result.checks["mia_auc"] = (auc is not None and auc <= gate.max_mia_auc, auc,
-                                f"<= {gate.max_mia_auc:g} (strongest attack)")
+    # What training gave away: the calibrated attack (generator loss minus base-model loss) where it ran. The
+    # plain loss attack also reads the member and held-out splits' difference, which the base model, having
+    # seen neither, separates as well (AUC 0.571-0.577 on the sample, README); it decides only where the
+    # calibrated attack could not run.
+    calibrated = "privacy.mia.calibrated.auc" in metrics
+    auc = metrics.get("privacy.mia.calibrated.auc" if calibrated else "privacy.mia.auc")
+    result.checks["mia_auc"] = (is_number(auc) and auc <= gate.max_mia_auc, auc if is_number(auc) else None,
+                                f"<= {gate.max_mia_auc:g} ("
+                                + ("calibrated attack: generator minus base-model loss)" if calibrated
+                                   else "plain loss attack: no base-model losses to calibrate against)"))
     # the whole interval must lie in the band: it covers the chance in the synthetic rows and in the
     # references, and a held-out split of a few hundred people leaves it wide (then the check cannot pass)
     low = metrics.get("privacy.dcr.embedding.dcr_share_ci_low")

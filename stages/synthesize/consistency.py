@@ -48,7 +48,13 @@ class RatingJudge:
         """The judged rating (a real number in [1, 5]) of each text."""
         if not len(texts):
             return np.zeros(0)
-        scores = self.embedder.encode(list(texts), desc="synthesize: consistency") @ self.centroids_.T
+        return self.judge_embedded(self.embedder.encode(list(texts), desc="synthesize: consistency"))
+
+    def judge_embedded(self, embeddings: np.ndarray) -> np.ndarray:
+        """The judged rating of each text from its unit embedding (this judge's encoder's)."""
+        if not len(embeddings):
+            return np.zeros(0)
+        scores = embeddings @ self.centroids_.T
         weights = np.exp(self.temperature * (scores - scores.max(axis=1, keepdims=True)))
         weights /= weights.sum(axis=1, keepdims=True)
         return weights @ np.arange(1, 6, dtype=float)
@@ -61,8 +67,10 @@ def inconsistent(ratings: Sequence[int], judged: np.ndarray, *, low_max: float, 
     return ((ratings <= 2) & (judged > low_max)) | ((ratings >= 4) & (judged < high_min))
 
 
-def rating_judge(params) -> RatingJudge:
-    """The judge of `synthesize.consistency` (ConsistencyParams), its encoder loaded offline."""
-    from stages.evaluate.embed import Embedder
+def rating_judge(params, embedder=None) -> RatingJudge:
+    """The judge of `synthesize.consistency` (ConsistencyParams); its encoder loaded offline unless one is given."""
+    if embedder is None:
+        from stages.evaluate.embed import Embedder
 
-    return RatingJudge(Embedder(params.judge_model, batch_size=params.batch_size), temperature=params.temperature)
+        embedder = Embedder(params.judge_model, batch_size=params.batch_size)
+    return RatingJudge(embedder, temperature=params.temperature)

@@ -8,8 +8,9 @@
    the zero-shot reference, whose text model has seen no data (text epsilon 0).
 4. n_records x oversample structured rows are sampled; the LM writes each one's title
    and body (LoRA merged, bf16, fixed seeded batches).
-5. The privacy filters drop memorised and PII-bearing texts, and the consistency filter
-   (when enabled) texts that read the opposite of their rating; every drop is counted.
+5. The privacy filters drop memorised and PII-bearing texts, the voice checks texts that
+   are not a buyer's (fixed patterns, and the voice judge when enabled), and the consistency
+   filter (when enabled) texts that read the opposite of their rating; every drop is counted.
 6. DP selection (when enabled): the training rows vote for their nearest surviving draft,
    and the n_records most-voted drafts (at the sampled rating mix) are written. Without it
    the first n_records survivors are. Either way the surplus is counted and discarded.
@@ -38,6 +39,7 @@ from stages.synthesize.loading import load_base
 from stages.synthesize.params import SynthesizeParams
 from stages.synthesize.selection import select_records
 from stages.synthesize.tabular import TabularModel, fit_tabular
+from stages.synthesize.voice import VoiceJudge, voice_judge
 from stages.textchecks import wrong_voice
 
 SYNTHETIC_SPLIT = "synthetic"
@@ -101,11 +103,12 @@ def prepare_training(train: pd.DataFrame, params: SynthesizeParams, *, seed: int
 
 
 def run_synthesize(train: pd.DataFrame, val: pd.DataFrame, params: SynthesizeParams, *, seed: int,
-                   analyzer: Analyzer, judge: RatingJudge | None = None) -> SynthesizeResult:
+                   analyzer: Analyzer, judge: RatingJudge | None = None,
+                   voice: VoiceJudge | None = None) -> SynthesizeResult:
     """Pure: fit SDV and the (DP) generator on `train`, generate, filter; nothing is written.
 
-    `judge` reads the rating of generated texts for the consistency filter; built from
-    params.consistency when the filter is enabled and none is given.
+    `judge` reads the rating of generated texts for the consistency filter, `voice` whose
+    voice they are in; each is built from its params section when enabled and none is given.
     """
     import torch
 
@@ -173,10 +176,9 @@ def run_synthesize(train: pd.DataFrame, val: pd.DataFrame, params: SynthesizePar
 
     # Memorisation is checked against the whole training split (and the canaries), not only the rows trained on.
     reference = pd.concat([train["text"], rows["text"]], ignore_index=True)
-    if params.consistency.enabled and judge is None:
-        judge = rating_judge(params.consistency)
-    records, filter_counts = _filter_and_assemble(controls, written, tabular, reference, params, analyzer,
-                                                  judge if params.consistency.enabled else None)
+    judge, voice = public_judges(params, judge, voice)
+    records, filter_counts = _filter_and_assemble(controls, written, tabular, reference, params, analyzer, judge,
+                                                  voice)
     surplus = max(0, len(records) - n)
     lap("filter")
     selection = None
@@ -244,12 +246,25 @@ def record_text(written: dict, i: int) -> str:
     return f"{written['titles'][i] or ''}\n{written['texts'][i]}"
 
 
-def _filter_and_assemble(controls, written, tabular, reference, params, analyzer, judge) -> tuple[pd.DataFrame, dict]:
-    """Drop memorised, assistant- or seller-talk, inconsistent (judge given) and PII-bearing texts; count each drop."""
+def public_judges(params: SynthesizeParams, judge: RatingJudge | None,
+                  voice: VoiceJudge | None) -> tuple[RatingJudge | None, VoiceJudge | None]:
+    """The consistency and voice judges the params enable (given ones as they are), one encoder when they name one model."""
+    same = params.voice.judge_model == params.consistency.judge_model
+    if params.voice.enabled and voice is None:
+        voice = voice_judge(params.voice, judge.embedder if judge is not None and same else None)
+    if params.consistency.enabled and judge is None:
+        judge = rating_judge(params.consistency, voice.embedder if voice is not None and same else None)
+    return (judge if params.consistency.enabled else None), (voice if params.voice.enabled else None)
+
+
+def _filter_and_assemble(controls, written, tabular, reference, params, analyzer, judge,
+                         voice=None) -> tuple[pd.DataFrame, dict]:
+    """Drop memorised, assistant- or seller-talk, judged not a review (voice given), inconsistent (judge given)
+    and PII-bearing texts; count each drop."""
     filters = params.filters
     memo = MemorisationFilter(reference, n=filters.ngram_n, max_overlap=filters.max_ngram_overlap)
-    dropped = {"exact_match": 0, "ngram_overlap": 0, "assistant_talk": 0, "seller_talk": 0, "inconsistent": 0,
-               "pii": 0}
+    dropped = {"exact_match": 0, "ngram_overlap": 0, "assistant_talk": 0, "seller_talk": 0, "judged_not_review": 0,
+               "inconsistent": 0, "pii": 0}
     voices = tuple(name for name, on in (("assistant_talk", filters.drop_assistant_talk),
                                          ("seller_talk", filters.drop_seller_talk)) if on)
     entity_counts: dict[str, int] = {}
@@ -266,12 +281,28 @@ def _filter_and_assemble(controls, written, tabular, reference, params, analyzer
             dropped[reason] += 1
         else:
             candidates.append(i)
-    if judge is not None:  # the judge sees generated texts only: post-processing
+    # the public judges see generated texts only (post-processing); each text is encoded once per encoder
+    texts = [record_text(written, i).strip() for i in candidates]
+    encoded: dict[int, np.ndarray] = {}
+
+    def embeddings(public, desc: str) -> np.ndarray:
+        if id(public.embedder) not in encoded:
+            encoded[id(public.embedder)] = public.embedder.encode(texts, desc=desc)
+        return encoded[id(public.embedder)]
+
+    alive = np.ones(len(candidates), dtype=bool)
+    if voice is not None:
+        off = voice.margins_of(embeddings(voice, "synthesize: voice")) < params.voice.min_margin
+        dropped["judged_not_review"] = int(off.sum())
+        alive &= ~off
+    if judge is not None:
         c = params.consistency
-        judged = judge.judge([record_text(written, i).strip() for i in candidates])
-        bad = inconsistent(controls["rating"].iloc[candidates].to_numpy(), judged, low_max=c.low_max, high_min=c.high_min)
+        judged = judge.judge_embedded(embeddings(judge, "synthesize: consistency")[alive])
+        ratings = controls["rating"].iloc[candidates].to_numpy()[alive]
+        bad = inconsistent(ratings, judged, low_max=c.low_max, high_min=c.high_min)
         dropped["inconsistent"] = int(bad.sum())
-        candidates = [i for i, b in zip(candidates, bad) if not b]
+        alive[np.flatnonzero(alive)[bad]] = False
+    candidates = [i for i, a in zip(candidates, alive) if a]
     found = pii_findings(
         [record_text(written, i) for i in candidates], analyzer,
         entities=filters.pii_entities, threshold=filters.pii_score_threshold,

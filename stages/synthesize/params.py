@@ -173,6 +173,16 @@ class ConsistencyParams:
 
 
 @dataclass(frozen=True)
+class VoiceParams:
+    """The voice judge (stages/synthesize/voice.py): drops drafts that read as the shop or another kind of text."""
+
+    enabled: bool
+    judge_model: str  # package:<name> or a sentence-transformers folder; never trained on private data
+    min_margin: float = bounded(min=-2.0, max=2.0)  # buyer similarity minus the best other's; below it: dropped
+    batch_size: int = bounded(min=1, max=4096)
+
+
+@dataclass(frozen=True)
 class SelectionParams:
     """DP selection of drafts (stages/synthesize/selection.py): a DP rating judge or DP nearest-draft votes."""
 
@@ -216,5 +226,6 @@ class SynthesizeParams:
     generation: GenerationParams
     filters: FilterParams
     consistency: ConsistencyParams
+    voice: VoiceParams
     selection: SelectionParams
     canaries: CanaryParams

@@ -51,8 +51,9 @@ def test_all_checks_hold():
         ({"privacy.mia.auc": None}, ["mia_auc"]),  # not measured: fails, never passes by default
         ({"privacy.mia.auc": float("nan")}, ["mia_auc"]),  # NaN is not a measurement
         ({"privacy.mia.auc": 0.9, "privacy.pii.records_with_pii": 1}, ["mia_auc", "residual_pii"]),  # two at once
-        ({"privacy.mia.calibrated.auc": 0.65}, ["mia_auc"]),  # the calibrated attack is the stronger one
+        ({"privacy.mia.calibrated.auc": 0.65}, ["mia_auc"]),  # what training gave away, calibrated
         ({"privacy.mia.calibrated.auc": float("nan")}, ["mia_auc"]),  # ran but measured nothing
+        ({"privacy.mia.calibrated.auc": None}, ["mia_auc"]),
     ],
 )
 def test_each_failing_check_is_named(change, failed):
@@ -71,9 +72,16 @@ def test_zero_shot_reference_passes_the_epsilon_check_at_zero():
     assert not check_gate({**zero_shot, "privacy.fine_tuned": True}, GATE).checks["epsilon"][0]
 
 
-def test_mia_check_reports_the_strongest_attack():
-    ok, value, limit = check_gate({**GOOD, "privacy.mia.calibrated.auc": 0.55}, GATE).checks["mia_auc"]
-    assert ok and value == 0.55 and "strongest" in limit
+def test_mia_check_reads_the_calibrated_attack_where_it_ran():
+    """The plain attack's AUC also holds the splits' difference (the base model alone reaches it): not the check's."""
+    split_difference = {**GOOD, "privacy.mia.auc": 0.61, "privacy.mia.base_model_auc": 0.58}
+    ok, value, limit = check_gate({**split_difference, "privacy.mia.calibrated.auc": 0.51}, GATE).checks["mia_auc"]
+    assert ok and value == 0.51 and "calibrated" in limit
+    ok, value, limit = check_gate({**split_difference, "privacy.mia.calibrated.auc": 0.62}, GATE).checks["mia_auc"]
+    assert not ok and value == 0.62
+    # no base-model losses: the plain attack is all there is, and it decides
+    ok, value, limit = check_gate(split_difference, GATE).checks["mia_auc"]
+    assert not ok and value == 0.61 and "plain" in limit
 
 
 def test_gate_params_refuse_an_empty_dcr_range():

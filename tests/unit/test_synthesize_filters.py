@@ -145,7 +145,7 @@ def test_pipeline_filter_counts_every_drop_and_keeps_the_rest():
     records, counts = _filter_and_assemble(controls, dict(written, titles=list(written["titles"])), tabular,
                                            pd.Series(TRAINING), params, analyzer, None)
     assert counts["dropped"] == {"exact_match": 1, "ngram_overlap": 1, "assistant_talk": 1, "seller_talk": 1,
-                                 "inconsistent": 0, "pii": 1}
+                                 "judged_not_review": 0, "inconsistent": 0, "pii": 1}
     assert counts["pii_entities"] == {"PHONE_NUMBER": 1}
     assert list(records["text"]) == ["A fresh sentence about a keyboard."]
     assert list(records["rating"]) == [5] and records["title"].isna().all()  # no titles in the data: none invented

@@ -12,7 +12,7 @@ privacy cost.
 
 The judge is weak on short generic texts ("Yes please!", "Arrived as described" sit near
 the shop's anchors), so the default margin only takes the clear cases. Measured on the
-shared sample (README, "The voice judge"): -0.15 drops 0.3% of the real Electronics
+shared sample (benchmarks/bench_voice.py, README): -0.15 drops 0.5% of the real Electronics
 reviews and 0.9% of the multi-category file, against 2.1% of `s27-default`'s released
 texts, which had passed the seller-talk patterns.
 """

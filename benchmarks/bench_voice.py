@@ -24,12 +24,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def review_texts(path: Path) -> list[str]:
-    """Title line and body of each review in a JSONL(.gz) or Parquet file, as the stage's judge reads a draft."""
+def texts_of(path: Path) -> list[str]:
+    """Title line and body of each review in a JSONL(.gz) or Parquet file, joined as the stage joins them."""
+    from stages.synthesize.selection import review_texts
+
     jsonl = path.name.endswith((".jsonl", ".jsonl.gz", ".json", ".json.gz"))
     frame = pd.read_json(path, lines=True) if jsonl else pd.read_parquet(path)  # DVC's cache names have no suffix
-    titles = frame["title"].where(frame["title"].notna(), "").astype(str) if "title" in frame else [""] * len(frame)
-    return [f"{t}\n{x}".strip() for t, x in zip(titles, frame["text"].fillna("").astype(str))]
+    if "title" not in frame:  # the Electronics file has no titles
+        frame = frame.assign(title=None)
+    return review_texts(frame.assign(text=frame["text"].fillna("")))
 
 
 def main() -> None:
@@ -48,10 +51,10 @@ def main() -> None:
 
     params, _ = load_section(args.params, "synthesize", SynthesizeParams)
     judge = voice_judge(params.voice)
-    sets = {f"real:{path.name}": (review_texts(path), False) for path in args.real}
+    sets = {f"real:{path.name}": (texts_of(path), False) for path in args.real}
     for spec in args.synthetic:
         name, _, path = spec.partition("=")
-        sets[name] = (review_texts(Path(path)), True)
+        sets[name] = (texts_of(Path(path)), True)
 
     results = {"min_margin": params.voice.min_margin, "margins": args.margins, "sets": {}}
     print(f"{'set':42s} {'texts':>6s} " + " ".join(f"{m:>+7.2f}" for m in args.margins))

@@ -16,7 +16,7 @@ false alarms); what it adds on synthetic data is measured in the README.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -35,14 +35,19 @@ ANCHORS: dict[int, tuple[str, ...]] = {
 }
 
 
+def anchor_centroids(embedder, anchors: Mapping[object, Sequence[str]]) -> np.ndarray:
+    """One unit-length centroid of each group's anchor embeddings, a row per group in the mapping's order."""
+    centroids = np.stack([embedder.encode(list(group)).mean(axis=0) for group in anchors.values()])
+    return centroids / np.linalg.norm(centroids, axis=1, keepdims=True)
+
+
 class RatingJudge:
     """Judged star rating of texts: similarity to the anchors under a public sentence encoder."""
 
     def __init__(self, embedder, *, temperature: float):
         self.embedder = embedder
         self.temperature = temperature
-        centroids = np.stack([embedder.encode(list(ANCHORS[r])).mean(axis=0) for r in sorted(ANCHORS)])
-        self.centroids_ = centroids / np.linalg.norm(centroids, axis=1, keepdims=True)
+        self.centroids_ = anchor_centroids(embedder, {r: ANCHORS[r] for r in sorted(ANCHORS)})
 
     def judge(self, texts: Sequence[str]) -> np.ndarray:
         """The judged rating (a real number in [1, 5]) of each text."""

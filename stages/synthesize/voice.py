@@ -10,8 +10,8 @@ buyers' centroid minus the larger of its similarities to the others' centroids; 
 below `min_margin` is dropped. Running it on generated texts is post-processing: no
 privacy cost.
 
-The judge is weak on short generic texts ("Yes please!", "Arrived as described" sit near
-the shop's anchors), so the default margin only takes the clear cases. Measured on the
+The judge is weak on short generic texts: real reviews of two or three words of approval or
+of delivery news sit near the shop's anchors, so the default margin only takes the clear cases. Measured on the
 shared sample (benchmarks/bench_voice.py, README): -0.15 drops 0.5% of the real Electronics
 reviews and 0.9% of the multi-category file, against 2.1% of `s27-default`'s released
 texts, which had passed the seller-talk patterns.
@@ -22,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+
+from stages.synthesize.consistency import anchor_centroids
 
 # No private text went into these; the buyers' cover no single category, so other categories are not "other".
 ANCHORS: dict[str, tuple[str, ...]] = {
@@ -56,14 +58,12 @@ class VoiceJudge:
 
     def __init__(self, embedder):
         self.embedder = embedder
-        centroids = {name: embedder.encode(list(anchors)).mean(axis=0) for name, anchors in ANCHORS.items()}
-        self.centroids_ = {name: c / np.linalg.norm(c) for name, c in centroids.items()}
+        self.centroids_ = anchor_centroids(embedder, ANCHORS)  # the buyers' first, then the others
 
     def margins_of(self, embeddings: np.ndarray) -> np.ndarray:
         """Each unit embedding's buyer similarity minus its largest other similarity (in [-2, 2])."""
-        similarity = {name: embeddings @ c for name, c in self.centroids_.items()}
-        others = np.max([s for name, s in similarity.items() if name != "buyer"], axis=0)
-        return similarity["buyer"] - others
+        similarity = embeddings @ self.centroids_.T
+        return similarity[:, 0] - similarity[:, 1:].max(axis=1)
 
     def margins(self, texts: Sequence[str]) -> np.ndarray:
         """The margin of each text; an empty list gives an empty array."""

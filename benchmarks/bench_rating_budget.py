@@ -3,6 +3,8 @@
 The tabular model spends its zCDP budget rho on 9 tables: the rating counts (the root)
 and 8 two-way tables. `synthesize.tabular.root_share` is the root's part; 1/9 is the
 even split. The epsilon is the same at every share: only where the noise goes moves.
+The length table keeps weight 1 here (length_share (1 - share) / 8, no prior), so only
+the root's share moves; bench_length_budget.py sweeps the length table's.
 On the extracted train split of the shared Electronics sample, with anonymize's
 structured rules and the stage's user bounding (k = `dp.max_reviews_per_user`), every
 share is fitted `--fits` times with fresh OpenDP noise, and for each it reports
@@ -80,7 +82,7 @@ def main() -> int:
 
     results = []
     for share in args.shares:
-        tab = dataclasses.replace(syn.tabular, root_share=share)
+        tab = dataclasses.replace(syn.tabular, root_share=share, length_share=(1 - share) / 8, length_prior=0.0)
         tv, length_tv, two_star, quality = [], [], [], []
         for i in tqdm(range(args.fits), desc=f"root_share {share:.3f}", unit="fit"):
             model = fit_tabular(train, tab, dp=syn.dp, seed=seed)

@@ -14,19 +14,25 @@ simplest sound form:
    on and the classifier learns). The m tables are concatenated into one vector and
    OpenDP's Gaussian mechanism adds the noise (zCDP). The privacy unit is the text
    generator's: at `unit: user` each user keeps at most `dp.max_reviews_per_user` = k
-   rows, and each row adds 1 to exactly one cell of each table. The root's counts are
-   multiplied by a weight w before the noise and divided by it after, so the root gets
-   noise scale/w and the share w² / (w² + m - 1) of the budget rho (`root_share`; w = 1
-   is the even split 1/m). Adding or removing a user moves the weighted vector by at
-   most k·sqrt(w² + m - 1) in L2. The noise scale is the smallest for which OpenDP's
-   zCDP -> (epsilon, delta) map gives at most (`epsilon`, `delta`).
+   rows, and each row adds 1 to exactly one cell of each table. Two tables get a weight
+   before the noise (divided out after): the root's counts w_r, and the rating x text
+   length table (`LENGTH_EDGE`) w_l, the one table whose conditional the generator's
+   prompt reads (its length ask). A table of weight w gets noise scale/w and the share
+   w² / (w_r² + w_l² + m - 2) of the budget rho (`root_share`, `length_share`; both 1/9
+   is the even split, w = 1). Adding or removing a user moves the weighted vector by at
+   most k·sqrt(w_r² + w_l² + m - 2) in L2. The noise scale is the smallest for which
+   OpenDP's zCDP -> (epsilon, delta) map gives at most (`epsilon`, `delta`).
 3. **Post-process** (free under DP): negative counts become 0, and in the 2-way tables
    counts within two noise standard deviations of 0 are treated as noise and zeroed
    (otherwise the dozens of empty cells of a sparse table would get phantom mass, e.g.
-   titles for a data set that has none; the root's five rating cells are only clipped,
-   so that a rare rating keeps its share). The root is drawn from its own noisy counts; each child
-   from its noisy conditional given the parent's bin
-   (a parent bin left with no mass falls back to the child's marginal in that table).
+   titles for a data set that has none). Two tables whose every cell is real are only
+   clipped: the root's five rating cells, so that a rare rating keeps its share, and the
+   length table, whose row for a rare rating is then shrunk towards the pooled length
+   distribution by a prior worth `length_prior` noise standard deviations per cell (an
+   empirical-Bayes estimate: at 138 two-star rows a row's own noisy counts alone swung
+   its length mix by a total variation of 0.3 on average, README). The root is drawn
+   from its own noisy counts; each child from its noisy conditional given the parent's
+   bin (a parent bin left with no mass falls back to the child's marginal in that table).
 4. **Sample** rows down the tree, then a value uniformly within each drawn bin.
 
 Everything the model keeps (`marginals_`) is a function of the noisy measurement only,
@@ -60,6 +66,7 @@ TREE = (
     ("main_category", "price"),
 )
 ROOT = "rating"
+LENGTH_EDGE = (ROOT, "text_chars")  # the table the prompt's length ask is drawn from
 NUMERIC_EDGES = {  # column -> the domain field holding its bin edges
     "helpful_vote": "helpful_vote_edges",
     "n_images": "n_images_edges",
@@ -136,20 +143,40 @@ def edge_counts(codes: dict[str, np.ndarray], bins: dict[str, Bins]) -> np.ndarr
     return np.concatenate(parts).astype(float)
 
 
-def root_weight(root_share: float) -> float:
-    """The weight w on the root's counts that spends `root_share` of rho on them: w² / (w² + m - 1) = share."""
-    if not 0.0 < root_share < 1.0:
-        raise ValueError(f"root_share must lie strictly between 0 and 1, got {root_share}")
-    return math.sqrt(root_share * len(TREE) / (1.0 - root_share))
+def table_weights(root_share: float, length_share: float) -> tuple[float, float]:
+    """The weights (w_r, w_l) on the root and the length table that spend those shares of rho on them.
 
-
-def l2_sensitivity(max_rows_per_unit: int, weight: float = 1.0) -> float:
-    """How far (L2) one privacy unit can move the concatenated tables (the root's weighted by `weight`).
-
-    k rows, each adding 1 to one cell of every table: the root moves by at most k·w, each
-    of the m - 1 two-way tables by at most k, hence k·sqrt(w² + m - 1).
+    The other m - 2 tables keep weight 1, so w² / (w_r² + w_l² + m - 2) = share for each of
+    the two; both shares 1/9 is the unweighted vector.
     """
-    return max_rows_per_unit * math.sqrt(weight**2 + len(TREE))
+    if not (0.0 < root_share < 1.0 and 0.0 < length_share < 1.0 and root_share + length_share < 1.0):
+        raise ValueError(f"root_share ({root_share}) and length_share ({length_share}) must be positive "
+                         "and add up to less than 1")
+    total = (len(TREE) - 1) / (1.0 - root_share - length_share)
+    return math.sqrt(root_share * total), math.sqrt(length_share * total)
+
+
+def l2_sensitivity(max_rows_per_unit: int, root_weight: float = 1.0, length_weight: float = 1.0) -> float:
+    """How far (L2) one privacy unit can move the concatenated, weighted tables.
+
+    k rows, each adding 1 to one cell of every table: the root moves by at most k·w_r, the
+    length table by k·w_l, each of the other m - 2 two-way tables by at most k, hence
+    k·sqrt(w_r² + w_l² + m - 2).
+    """
+    return max_rows_per_unit * math.sqrt(root_weight**2 + length_weight**2 + len(TREE) - 1)
+
+
+def shrunk_conditional(table: np.ndarray, prior_count: float) -> np.ndarray:
+    """Rows of a non-negative (P, C) table normalised after adding `prior_count` rows of its pooled distribution.
+
+    A row with little mass (a rare rating) leans on the pooled column distribution, one
+    with much keeps its own; `prior_count` 0 is plain normalisation.
+    """
+    pooled = table.sum(axis=0)
+    pooled = pooled / pooled.sum() if pooled.sum() > 0 else np.full(table.shape[1], 1 / table.shape[1])
+    if prior_count <= 0:
+        return _conditional(table)
+    return (table + prior_count * pooled) / (table.sum(axis=1, keepdims=True) + prior_count)
 
 
 def gaussian_measurement(scale: float):
@@ -250,38 +277,49 @@ def _conditional(table: np.ndarray) -> np.ndarray:
 
 
 def fit_dp_tabular(frame: pd.DataFrame, domain: TabularDomainParams, *, epsilon: float, delta: float,
-                   max_rows_per_unit: int, root_share: float) -> DPTabularModel:
+                   max_rows_per_unit: int, root_share: float, length_share: float,
+                   length_prior: float) -> DPTabularModel:
     """Measure the TREE's tables with OpenDP's Gaussian mechanism and post-process them.
 
     `frame` is `tabular_frame` output whose rows are already bounded to `max_rows_per_unit`
-    per privacy unit; the caller (`fit_tabular`) does that bounding. `root_share` is the
-    share of rho spent on the rating counts. An empty root (every count clipped) falls
-    back to uniform ratings.
+    per privacy unit; the caller (`fit_tabular`) does that bounding. `root_share` and
+    `length_share` are the shares of rho spent on the rating counts and on the rating x
+    text length table; `length_prior` is the length table's shrinkage in noise standard
+    deviations per cell. An empty root (every count clipped) falls back to uniform ratings.
     """
     from importlib.metadata import version
 
     bins = column_bins(domain)
-    weight = root_weight(root_share)
-    sensitivity = l2_sensitivity(max_rows_per_unit, weight)
+    root_w, length_w = table_weights(root_share, length_share)
+    sensitivity = l2_sensitivity(max_rows_per_unit, root_w, length_w)
     scale, rho = calibrate(epsilon, delta, sensitivity)
     counts = edge_counts(discretise(frame, bins), bins)
+    weights = np.ones_like(counts)
     offset = bins[ROOT].size
-    counts[:offset] *= weight
-    # OpenDP draws its noise from the OS's secure RNG: no seed fixes it (a seeded noise is no noise).
-    noisy = np.asarray(gaussian_measurement(scale)(counts.tolist()), dtype=float)
-    noisy[:offset] /= weight
-    # The root's few cells are all real ratings: only negatives go, so a rare rating keeps its (noisy) share.
-    root = _conditional(np.clip(noisy[:offset], 0.0, None).reshape(1, -1))[0]
-    noisy = np.where(noisy < PRUNE_SIGMAS * scale, 0.0, noisy)
-    marginals = {}
+    weights[:offset] = root_w
+    spans = {}
     for parent, child in TREE:
-        p, c = bins[parent].size, bins[child].size
-        marginals[(parent, child)] = _conditional(noisy[offset: offset + p * c].reshape(p, c))
-        offset += p * c
+        spans[(parent, child)] = slice(offset, offset + bins[parent].size * bins[child].size)
+        offset = spans[(parent, child)].stop
+    weights[spans[LENGTH_EDGE]] = length_w
+    # OpenDP draws its noise from the OS's secure RNG: no seed fixes it (a seeded noise is no noise).
+    noisy = np.asarray(gaussian_measurement(scale)((counts * weights).tolist()), dtype=float) / weights
+    root_cells = bins[ROOT].size
+    # The root's few cells are all real ratings: only negatives go, so a rare rating keeps its (noisy) share.
+    root = _conditional(np.clip(noisy[:root_cells], 0.0, None).reshape(1, -1))[0]
+    marginals = {}
+    for (parent, child), span in spans.items():
+        table = noisy[span].reshape(bins[parent].size, bins[child].size)
+        if (parent, child) == LENGTH_EDGE:  # every rating has reviews of every length: clip, then shrink
+            prior = length_prior * scale / length_w * math.sqrt(bins[child].size)
+            marginals[(parent, child)] = shrunk_conditional(np.clip(table, 0.0, None), prior)
+        else:
+            marginals[(parent, child)] = _conditional(np.where(table < PRUNE_SIGMAS * scale, 0.0, table))
     privacy = {
         "mechanism": "gaussian (OpenDP make_gaussian, zCDP)",
         "epsilon": epsilon, "delta": delta, "rho": rho, "noise_scale": scale,
-        "root_share": root_share, "root_noise_scale": scale / weight,
+        "root_share": root_share, "root_noise_scale": scale / root_w,
+        "length_share": length_share, "length_noise_scale": scale / length_w, "length_prior": length_prior,
         "l2_sensitivity": sensitivity, "max_rows_per_unit": max_rows_per_unit,
         "tables": 1 + len(TREE), "cells": int(counts.size), "opendp": version("opendp"),
     }

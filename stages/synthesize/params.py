@@ -50,6 +50,12 @@ class TabularParams:
     # share of the DP model's budget spent on the rating counts (the rest split evenly over the 8
     # two-way tables); 1/9 is an even split. It moves noise between tables, never the epsilon.
     root_share: float = bounded(min=0.0, max=1.0)
+    # share spent on the rating x text length table, whose conditional the prompt's length ask is
+    # drawn from (1/9: even); root_share + length_share < 1. Also moves noise, never the epsilon.
+    length_share: float = bounded(min=0.0, max=1.0)
+    # that table's rows shrink towards the pooled length mix by a prior of this many noise
+    # standard deviations per cell (post-processing; 0: none)
+    length_prior: float = bounded(min=0.0, max=100.0)
     domain: TabularDomainParams
 
     def __post_init__(self):
@@ -58,6 +64,9 @@ class TabularParams:
         if not 0 < self.root_share < 1:
             raise ParamsError(f"root_share: {self.root_share} must lie strictly between 0 and 1 "
                               "(1/9 = 0.111 splits the budget evenly over the 9 tables)")
+        if not 0 < self.length_share < 1 or self.root_share + self.length_share >= 1:
+            raise ParamsError(f"length_share: {self.length_share} must be positive and leave root_share "
+                              f"({self.root_share}) + length_share below 1 (the other 7 tables need a share)")
         if not 0 < self.delta < 1:
             raise ParamsError("delta: must lie strictly between 0 and 1 (and well below 1/number of users)")
 

@@ -8,8 +8,8 @@ import pytest
 from scipy.stats import fisher_exact
 
 from stages.synthesize.dp_tabular import (
-    ROOT, TREE, calibrate, column_bins, discretise, edge_counts, fit_dp_tabular, gaussian_measurement, l2_sensitivity,
-    root_weight,
+    LENGTH_EDGE, ROOT, TREE, calibrate, column_bins, discretise, edge_counts, fit_dp_tabular, gaussian_measurement,
+    l2_sensitivity, shrunk_conditional, table_weights,
 )
 from stages.synthesize.tabular import COLUMNS, TabularModel, fit_tabular
 from tests.unit.synthesize_helpers import quick_params, records
@@ -40,7 +40,7 @@ def test_values_land_in_the_declared_bins():
         helpful_vote=[0, 1, 4, 9999, None],  # 9999 clips into the last bin; null into the null bin
         main_category=["Computers", "Baby", "Not a public category", None, "Books"],
         timestamp=pd.to_datetime(["1990-01-01", "2000-05-01", "2023-12-31", "2030-01-01", None]),
-        text_chars=[1, 10, 59, 60, 100_000],  # below the first edge clips into the first bin
+        text_chars=[1, 10, 99, 100, 100_000],  # below the first edge clips into the first bin
     )
     codes = discretise(frame, bins)
     null = {c: bins[c].size - 1 for c in bins}
@@ -50,7 +50,7 @@ def test_values_land_in_the_declared_bins():
         categories.index("Computers"), categories.index("Baby"), null["main_category"], null["main_category"],
         categories.index("Books")]
     assert codes["timestamp"].tolist() == [0, 0, 23, 23, null["timestamp"]]
-    assert codes["text_chars"].tolist() == [0, 0, 1, 2, len(bins["text_chars"].labels) - 1]
+    assert codes["text_chars"].tolist() == [0, 0, 0, 1, len(bins["text_chars"].labels) - 1]
 
 
 def test_a_null_text_length_is_refused():
@@ -74,23 +74,79 @@ def test_one_user_moves_the_tables_by_at_most_the_declared_sensitivity(k):
     assert l2_sensitivity(k) == k * np.sqrt(1 + len(TREE))
 
 
-@pytest.mark.parametrize("share", [1 / 9, 0.3, 0.5, 0.9])
-def test_the_root_weight_spends_the_stated_share_and_the_sensitivity_covers_it(share):
-    w = root_weight(share)
-    assert w**2 / (w**2 + len(TREE)) == pytest.approx(share)  # the root's part of sum_i (k w_i)^2 / (2 scale^2)
-    assert root_weight(1 / 9) == pytest.approx(1.0)  # the even split is the unweighted vector
+def _length_span(bins) -> slice:
+    start = bins[ROOT].size
+    for parent, child in TREE:
+        size = bins[parent].size * bins[child].size
+        if (parent, child) == LENGTH_EDGE:
+            return slice(start, start + size)
+        start += size
+    raise AssertionError("the tree has no length edge")
+
+
+@pytest.mark.parametrize("root_share, length_share", [(1 / 9, 1 / 9), (0.3, 0.1), (0.333, 0.333), (0.05, 0.9)])
+def test_the_table_weights_spend_the_stated_shares_and_the_sensitivity_covers_them(root_share, length_share):
+    w_root, w_length = table_weights(root_share, length_share)
+    total = w_root**2 + w_length**2 + len(TREE) - 1  # sum over tables of (k w_i)^2 / k^2
+    assert w_root**2 / total == pytest.approx(root_share) and w_length**2 / total == pytest.approx(length_share)
+    assert table_weights(1 / 9, 1 / 9) == pytest.approx((1.0, 1.0))  # the even split is the unweighted vector
     bins = column_bins(DOMAIN)
     others = _frame(rating=np.random.default_rng(0).integers(1, 6, 100).tolist())
     k = 3
-    user = _frame(rating=[2] * k, main_category=["Baby"] * k)
+    user = _frame(rating=[2] * k, main_category=["Baby"] * k, text_chars=[4000] * k)
     weights = np.ones(len(edge_counts(discretise(others, bins), bins)))
-    weights[: bins[ROOT].size] = w
+    weights[: bins[ROOT].size] = w_root
+    weights[_length_span(bins)] = w_length
 
     def weighted(frame):
         return edge_counts(discretise(frame, bins), bins) * weights
 
     moved = weighted(pd.concat([others, user], ignore_index=True)) - weighted(others)
-    assert np.linalg.norm(moved) == pytest.approx(l2_sensitivity(k, w))
+    assert np.linalg.norm(moved) == pytest.approx(l2_sensitivity(k, w_root, w_length))
+
+
+@pytest.mark.parametrize("root_share, length_share", [(0.5, 0.5), (0.7, 0.4), (0.3, 0.0)])
+def test_shares_that_leave_nothing_for_the_other_tables_are_refused(root_share, length_share):
+    from stages.errors import ParamsError
+
+    with pytest.raises(ParamsError, match="length_share.*below 1"):
+        quick_params(**{"tabular.root_share": root_share, "tabular.length_share": length_share})
+
+
+def test_shrinkage_pulls_a_thin_row_towards_the_pooled_mix_and_leaves_a_thick_one():
+    table = np.array([[5.0, 0.0, 0.0], [400.0, 400.0, 200.0]])
+    pooled = table.sum(axis=0) / table.sum()
+    assert shrunk_conditional(table, 0.0) == pytest.approx(np.array([[1, 0, 0], [0.4, 0.4, 0.2]]))
+    shrunk = shrunk_conditional(table, 50.0)
+    assert shrunk.sum(axis=1) == pytest.approx([1.0, 1.0])
+    assert np.abs(shrunk[0] - pooled).sum() < 0.2 < np.abs(table[0] / 5 - pooled).sum()  # 5 rows: mostly prior
+    assert np.abs(shrunk[1] - table[1] / 1000).sum() < 0.01  # 1,000 rows: its own mix
+
+
+def _length_spread(frame: pd.DataFrame, length_share: float, prior: float, fits: int) -> float:
+    """The mean total variation, over fresh-noise fits, of P(length | 2 stars) from the rows' own."""
+    bins = column_bins(DOMAIN)
+    codes = discretise(frame, bins)
+    real = np.bincount(codes["text_chars"][codes[ROOT] == 1], minlength=bins["text_chars"].size)
+    real = real / real.sum()
+    tv = []
+    for _ in range(fits):
+        model = fit_dp_tabular(frame, DOMAIN, epsilon=1.0, delta=1e-6, max_rows_per_unit=5, root_share=0.333,
+                               length_share=length_share, length_prior=prior)
+        tv.append(0.5 * np.abs(model.marginals_[LENGTH_EDGE][1] - real).sum())
+    return float(np.mean(tv))
+
+
+def test_a_larger_length_share_and_the_prior_steady_a_rare_ratings_length_mix():
+    """150 two-star rows over three length bins: the even split's noise (scale ~73) swamps them."""
+    ratings = np.repeat([1, 2, 3, 4, 5], [300, 150, 250, 600, 2700])
+    lengths = np.random.default_rng(0).choice([50, 200, 800], size=len(ratings), p=[0.4, 0.4, 0.2])
+    frame = _frame(rating=ratings.tolist(), text_chars=lengths.tolist())
+    even = _length_spread(frame, 1 / 12, 0.0, fits=40)
+    weighted = _length_spread(frame, 0.333, 0.0, fits=40)
+    shrunk = _length_spread(frame, 0.333, 2.0, fits=40)
+    assert weighted < 0.75 * even, (weighted, even)
+    assert shrunk < 0.85 * weighted, (shrunk, weighted)
 
 
 @pytest.mark.parametrize("share", [0.0, 1.0, -0.1])
@@ -105,7 +161,9 @@ def _root_spread(frame: pd.DataFrame, share: float, fits: int) -> tuple[float, d
     """The standard deviation, over fresh-noise fits, of the model's 2-star share (and the last fit's accounting)."""
     shares = []
     for _ in range(fits):
-        model = fit_dp_tabular(frame, DOMAIN, epsilon=1.0, delta=1e-6, max_rows_per_unit=5, root_share=share)
+        # the length table keeps weight 1 (share (1 - share) / 8): only the root's share moves
+        model = fit_dp_tabular(frame, DOMAIN, epsilon=1.0, delta=1e-6, max_rows_per_unit=5, root_share=share,
+                               length_share=(1 - share) / 8, length_prior=0.0)
         shares.append(model.root_[1])
     return float(np.std(shares)), model.privacy_
 
@@ -116,7 +174,7 @@ def test_a_larger_root_share_steadies_the_rating_counts_at_the_same_budget():
     even, even_privacy = _root_spread(frame, 1 / 9, fits=60)
     focused, privacy = _root_spread(frame, 0.9, fits=60)
     assert privacy["epsilon"] == even_privacy["epsilon"] == 1.0  # the same budget either way
-    assert privacy["root_noise_scale"] == pytest.approx(privacy["noise_scale"] / root_weight(0.9))
+    assert privacy["root_noise_scale"] == pytest.approx(privacy["noise_scale"] / table_weights(0.9, 0.1 / 8)[0])
     assert privacy["root_noise_scale"] < 0.4 * even_privacy["root_noise_scale"]
     assert privacy["noise_scale"] > 2.5 * even_privacy["noise_scale"]  # paid for by the two-way tables
     # the empirical spread follows the stated scale: sd of count/n is about root_noise_scale/n
@@ -178,6 +236,7 @@ def test_dp_off_is_the_sdv_model():
 
 
 RARE = dict(rating=1, main_category="Baby", price=900.0, text_chars=4000)
+LONGEST_BIN = DOMAIN.text_chars_edges[-2]  # RARE's text length bin starts here (the model samples within bins)
 
 
 def _population(n: int, seed: int) -> pd.DataFrame:
@@ -193,7 +252,7 @@ def _population(n: int, seed: int) -> pd.DataFrame:
 
 def _rare_hits(rows: pd.DataFrame) -> int:
     return int(((rows["rating"] == RARE["rating"]) & (rows["main_category"] == RARE["main_category"])
-                & (rows["price"] >= 500) & (rows["text_chars"] >= 2500)).sum())
+                & (rows["price"] >= 500) & (rows["text_chars"] >= LONGEST_BIN)).sum())
 
 
 def _hits(frame: pd.DataFrame, *, epsilon: float, fits: int, per_fit: int) -> int:
@@ -202,7 +261,8 @@ def _hits(frame: pd.DataFrame, *, epsilon: float, fits: int, per_fit: int) -> in
     total = 0
     for i in range(fits):
         model = fit_dp_tabular(frame[list(COLUMNS)], params.tabular.domain, epsilon=epsilon,
-                               delta=params.tabular.delta, max_rows_per_unit=k, root_share=params.tabular.root_share)
+                               delta=params.tabular.delta, max_rows_per_unit=k, root_share=params.tabular.root_share,
+                               length_share=params.tabular.length_share, length_prior=params.tabular.length_prior)
         total += _rare_hits(model.sample(per_fit, seed=i))
     return total
 

@@ -82,7 +82,7 @@ def main() -> int:
 
     results = []
     for share in args.shares:
-        tab = dataclasses.replace(syn.tabular, root_share=share, length_share=(1 - share) / 8, length_prior=0.0)
+        tab = dataclasses.replace(syn.tabular, root_share=share, length_share=(1 - share) / 8, prompt_prior=0.0)
         tv, length_tv, two_star, quality = [], [], [], []
         for i in tqdm(range(args.fits), desc=f"root_share {share:.3f}", unit="fit"):
             model = fit_tabular(train, tab, dp=syn.dp, seed=seed)

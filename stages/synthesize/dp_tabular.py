@@ -25,12 +25,17 @@ simplest sound form:
 3. **Post-process** (free under DP): negative counts become 0, and in the 2-way tables
    counts within two noise standard deviations of 0 are treated as noise and zeroed
    (otherwise the dozens of empty cells of a sparse table would get phantom mass, e.g.
-   titles for a data set that has none). Two tables whose every cell is real are only
-   clipped: the root's five rating cells, so that a rare rating keeps its share, and the
-   length table, whose row for a rare rating is then shrunk towards the pooled length
-   distribution by a prior worth `length_prior` noise standard deviations per cell (an
-   empirical-Bayes estimate: at 138 two-star rows a row's own noisy counts alone swung
-   its length mix by a total variation of 0.3 on average, README). The root is drawn
+   titles for a data set that has none). The root's five rating cells are only clipped,
+   so that a rare rating keeps its share. The two tables the generator's prompt reads
+   (`PROMPT_EDGES`: the rating x length table, which gives the length ask, and the rating
+   x category table) are treated by column instead: a child bin is kept when its total
+   over all ratings clears `COLUMN_SIGMAS` noise deviations of that total (a Bonferroni
+   bound over ~35 categories), its cells are clipped, not pruned, and each rating's row
+   is shrunk towards the pooled mix of the kept bins by a prior worth `prompt_prior`
+   noise deviations per cell (an empirical-Bayes estimate). Cell pruning failed exactly
+   there: a rare rating's real cell (125 two-star rows, all without a category in the
+   shared sample) fell below the cut, a noise cell elsewhere in its row cleared it, and a
+   whole release wrote its 2-star reviews for "Prime Video" (README). The root is drawn
    from its own noisy counts; each child from its noisy conditional given the parent's
    bin (a parent bin left with no mass falls back to the child's marginal in that table).
 4. **Sample** rows down the tree, then a value uniformly within each drawn bin.
@@ -67,6 +72,9 @@ TREE = (
 )
 ROOT = "rating"
 LENGTH_EDGE = (ROOT, "text_chars")  # the table the prompt's length ask is drawn from
+CATEGORY_EDGE = (ROOT, "main_category")  # ... and its category
+PROMPT_EDGES = (LENGTH_EDGE, CATEGORY_EDGE)
+COLUMN_SIGMAS = 3.5  # a prompt table's child bin is kept when its total clears this many deviations of that total
 NUMERIC_EDGES = {  # column -> the domain field holding its bin edges
     "helpful_vote": "helpful_vote_edges",
     "n_images": "n_images_edges",
@@ -179,6 +187,21 @@ def shrunk_conditional(table: np.ndarray, prior_count: float) -> np.ndarray:
     return (table + prior_count * pooled) / (table.sum(axis=1, keepdims=True) + prior_count)
 
 
+def prompt_conditional(table: np.ndarray, noise_scale: float, prior_sigmas: float) -> np.ndarray:
+    """P(child | parent) of a noisy prompt table: bins kept by their column totals, cells clipped, rows shrunk.
+
+    A column's total over the P parent bins carries noise of noise_scale·sqrt(P); a bin
+    whose total stays below COLUMN_SIGMAS of that is noise and gets no mass (the largest
+    column is always kept). The rows are then shrunk towards the kept bins' pooled mix by
+    `prior_sigmas`·noise_scale·sqrt(kept bins) pseudo-rows.
+    """
+    totals = table.sum(axis=0)
+    keep = totals >= COLUMN_SIGMAS * noise_scale * math.sqrt(table.shape[0])
+    keep[np.argmax(totals)] = True
+    kept = np.where(keep, np.clip(table, 0.0, None), 0.0)
+    return shrunk_conditional(kept, prior_sigmas * noise_scale * math.sqrt(int(keep.sum())))
+
+
 def gaussian_measurement(scale: float):
     """OpenDP's Gaussian mechanism on a float vector under the L2 distance (a zCDP measurement)."""
     import opendp.prelude as dp
@@ -276,17 +299,20 @@ def _conditional(table: np.ndarray) -> np.ndarray:
     return np.where(totals > 0, table / np.where(totals > 0, totals, 1), marginal)
 
 
-def fit_dp_tabular(frame: pd.DataFrame, domain: TabularDomainParams, *, epsilon: float, delta: float,
-                   max_rows_per_unit: int, root_share: float, length_share: float,
-                   length_prior: float) -> DPTabularModel:
-    """Measure the TREE's tables with OpenDP's Gaussian mechanism and post-process them.
+@dataclass(frozen=True)
+class NoisyTables:
+    """One Gaussian measurement of the root and the TREE's tables, weights divided out (the DP release)."""
 
-    `frame` is `tabular_frame` output whose rows are already bounded to `max_rows_per_unit`
-    per privacy unit; the caller (`fit_tabular`) does that bounding. `root_share` and
-    `length_share` are the shares of rho spent on the rating counts and on the rating x
-    text length table; `length_prior` is the length table's shrinkage in noise standard
-    deviations per cell. An empty root (every count clipped) falls back to uniform ratings.
-    """
+    bins: dict[str, Bins]
+    root: np.ndarray  # noisy rating counts
+    tables: dict[tuple[str, str], np.ndarray]  # (parent, child) -> noisy (P, C) counts
+    noise: dict  # "root", "length", "table": each part's noise standard deviation
+    privacy: dict
+
+
+def measure(frame: pd.DataFrame, domain: TabularDomainParams, *, epsilon: float, delta: float,
+            max_rows_per_unit: int, root_share: float, length_share: float) -> NoisyTables:
+    """Count the bounded rows into the weighted tables and add OpenDP's Gaussian noise once (steps 1-2)."""
     from importlib.metadata import version
 
     bins = column_bins(domain)
@@ -304,23 +330,54 @@ def fit_dp_tabular(frame: pd.DataFrame, domain: TabularDomainParams, *, epsilon:
     weights[spans[LENGTH_EDGE]] = length_w
     # OpenDP draws its noise from the OS's secure RNG: no seed fixes it (a seeded noise is no noise).
     noisy = np.asarray(gaussian_measurement(scale)((counts * weights).tolist()), dtype=float) / weights
-    root_cells = bins[ROOT].size
-    # The root's few cells are all real ratings: only negatives go, so a rare rating keeps its (noisy) share.
-    root = _conditional(np.clip(noisy[:root_cells], 0.0, None).reshape(1, -1))[0]
-    marginals = {}
-    for (parent, child), span in spans.items():
-        table = noisy[span].reshape(bins[parent].size, bins[child].size)
-        if (parent, child) == LENGTH_EDGE:  # every rating has reviews of every length: clip, then shrink
-            prior = length_prior * scale / length_w * math.sqrt(bins[child].size)
-            marginals[(parent, child)] = shrunk_conditional(np.clip(table, 0.0, None), prior)
-        else:
-            marginals[(parent, child)] = _conditional(np.where(table < PRUNE_SIGMAS * scale, 0.0, table))
     privacy = {
         "mechanism": "gaussian (OpenDP make_gaussian, zCDP)",
         "epsilon": epsilon, "delta": delta, "rho": rho, "noise_scale": scale,
         "root_share": root_share, "root_noise_scale": scale / root_w,
-        "length_share": length_share, "length_noise_scale": scale / length_w, "length_prior": length_prior,
+        "length_share": length_share, "length_noise_scale": scale / length_w,
         "l2_sensitivity": sensitivity, "max_rows_per_unit": max_rows_per_unit,
         "tables": 1 + len(TREE), "cells": int(counts.size), "opendp": version("opendp"),
     }
-    return DPTabularModel(bins, marginals, root, privacy, list(bins))
+    tables = {edge: noisy[span].reshape(bins[edge[0]].size, bins[edge[1]].size) for edge, span in spans.items()}
+    return NoisyTables(bins, noisy[: bins[ROOT].size], tables,
+                       {"root": scale / root_w, "length": scale / length_w, "table": scale}, privacy)
+
+
+def pruned_conditional(table: np.ndarray, noise_scale: float) -> np.ndarray:
+    """P(child | parent) of a sparse noisy table: cells below PRUNE_SIGMAS deviations zeroed, rows normalised."""
+    return _conditional(np.where(table < PRUNE_SIGMAS * noise_scale, 0.0, table))
+
+
+def fit_dp_tabular(frame: pd.DataFrame, domain: TabularDomainParams, *, epsilon: float, delta: float,
+                   max_rows_per_unit: int, root_share: float, length_share: float,
+                   prompt_prior: float) -> DPTabularModel:
+    """Measure the TREE's tables with OpenDP's Gaussian mechanism and post-process them.
+
+    `frame` is `tabular_frame` output whose rows are already bounded to `max_rows_per_unit`
+    per privacy unit; the caller (`fit_tabular`) does that bounding. `root_share` and
+    `length_share` are the shares of rho spent on the rating counts and on the rating x
+    text length table; `prompt_prior` is the prompt tables' shrinkage in noise standard
+    deviations per cell. An empty root (every count clipped) falls back to uniform ratings.
+    """
+    noisy = measure(frame, domain, epsilon=epsilon, delta=delta, max_rows_per_unit=max_rows_per_unit,
+                    root_share=root_share, length_share=length_share)
+    return postprocess(noisy, prompt_prior=prompt_prior)
+
+
+def postprocess(noisy: NoisyTables, *, prompt_prior: float | None) -> DPTabularModel:
+    """The model from one measurement (step 3); `prompt_prior` None prunes the prompt tables cell by cell too.
+
+    None is the rule before the prompt tables had their own (benchmarks/bench_prompt_tables.py
+    applies both to the same measurement).
+    """
+    # The root's few cells are all real ratings: only negatives go, so a rare rating keeps its (noisy) share.
+    root = _conditional(np.clip(noisy.root, 0.0, None).reshape(1, -1))[0]
+    marginals = {}
+    for edge, table in noisy.tables.items():
+        noise = noisy.noise["length" if edge == LENGTH_EDGE else "table"]
+        if edge in PROMPT_EDGES and prompt_prior is not None:
+            marginals[edge] = prompt_conditional(table, noise, prompt_prior)
+        else:
+            marginals[edge] = pruned_conditional(table, noise)
+    return DPTabularModel(noisy.bins, marginals, root, {**noisy.privacy, "prompt_prior": prompt_prior},
+                          list(noisy.bins))

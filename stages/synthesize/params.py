@@ -53,9 +53,9 @@ class TabularParams:
     # share spent on the rating x text length table, whose conditional the prompt's length ask is
     # drawn from (1/9: even); root_share + length_share < 1. Also moves noise, never the epsilon.
     length_share: float = bounded(min=0.0, max=1.0)
-    # that table's rows shrink towards the pooled length mix by a prior of this many noise
-    # standard deviations per cell (post-processing; 0: none)
-    length_prior: float = bounded(min=0.0, max=100.0)
+    # the rows of the two tables the prompt reads (rating x length, rating x category) shrink towards
+    # their pooled mix by a prior of this many noise standard deviations per cell (post-processing; 0: none)
+    prompt_prior: float = bounded(min=0.0, max=100.0)
     domain: TabularDomainParams
 
     def __post_init__(self):

@@ -135,7 +135,7 @@ def fit_tabular(frame: pd.DataFrame, params: TabularParams, *, dp: DPParams, see
         k = dp.max_reviews_per_user if dp.unit == "user" else 1
         return fit_dp_tabular(tabular_frame(unit_bounded(frame, dp, seed)), params.domain, epsilon=params.epsilon,
                               delta=params.delta, max_rows_per_unit=k, root_share=params.root_share,
-                              length_share=params.length_share, length_prior=params.length_prior)
+                              length_share=params.length_share, prompt_prior=params.prompt_prior)
     return fit_sdv(frame, params, seed=seed)
 
 

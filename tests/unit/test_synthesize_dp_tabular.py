@@ -8,8 +8,8 @@ import pytest
 from scipy.stats import fisher_exact
 
 from stages.synthesize.dp_tabular import (
-    LENGTH_EDGE, ROOT, TREE, calibrate, column_bins, discretise, edge_counts, fit_dp_tabular, gaussian_measurement,
-    l2_sensitivity, shrunk_conditional, table_weights,
+    CATEGORY_EDGE, LENGTH_EDGE, ROOT, TREE, calibrate, column_bins, discretise, edge_counts, fit_dp_tabular,
+    gaussian_measurement, l2_sensitivity, measure, postprocess, prompt_conditional, shrunk_conditional, table_weights,
 )
 from stages.synthesize.tabular import COLUMNS, TabularModel, fit_tabular
 from tests.unit.synthesize_helpers import quick_params, records
@@ -123,30 +123,64 @@ def test_shrinkage_pulls_a_thin_row_towards_the_pooled_mix_and_leaves_a_thick_on
     assert np.abs(shrunk[1] - table[1] / 1000).sum() < 0.01  # 1,000 rows: its own mix
 
 
-def _length_spread(frame: pd.DataFrame, length_share: float, prior: float, fits: int) -> float:
-    """The mean total variation, over fresh-noise fits, of P(length | 2 stars) from the rows' own."""
+def test_the_column_rule_keeps_real_bins_and_drops_noise_bins():
+    rng = np.random.default_rng(0)
+    table = rng.normal(0.0, 10.0, size=(5, 35))
+    table[:, -1] += [300, 125, 200, 400, 2300]  # every real row in the last bin (no category)
+    table[3, 7] = 45.0  # one noise cell past the cell rule's 2 deviations; its column total is not past 3.5·sqrt(5)
+    conditional = prompt_conditional(table, 10.0, 2.0)
+    assert conditional.sum(axis=1) == pytest.approx(np.ones(5))
+    assert (conditional[:, -1] == 1.0).all()
+    only_noise = prompt_conditional(rng.normal(0.0, 10.0, size=(2, 4)), 10.0, 0.0)  # nothing clears: the largest stays
+    assert ((only_noise > 0).sum(axis=1) <= 1).all()
+
+
+def test_a_rare_rating_keeps_its_real_category_under_the_column_rule_and_lost_it_under_the_cell_rule():
+    """The shared sample has no categories: 125 two-star rows, all in the null bin, against noise ~104.
+
+    The cell rule zeroed that cell (below 2 deviations) and let a noise cell elsewhere in the row
+    through: a release wrote its 2-star reviews for "Prime Video". Same measurements, both rules.
+    """
+    frame = _frame(rating=np.repeat([1, 2, 3, 4, 5], [344, 125, 218, 399, 2344]).tolist(),
+                   main_category=[None] * 3430)
+    null = column_bins(DOMAIN)["main_category"].size - 1
+    phantom = {"cells": [], "columns": []}
+    for _ in range(20):
+        noisy = measure(frame, DOMAIN, epsilon=1.0, delta=1e-6, max_rows_per_unit=5, root_share=0.333,
+                        length_share=0.333)
+        phantom["cells"].append(1 - postprocess(noisy, prompt_prior=None).marginals_[CATEGORY_EDGE][1, null])
+        phantom["columns"].append(1 - postprocess(noisy, prompt_prior=2.0).marginals_[CATEGORY_EDGE][1, null])
+    assert np.mean(phantom["columns"]) < 0.02 < 0.1 < np.mean(phantom["cells"]), phantom
+
+
+def _length_spread(frame: pd.DataFrame, length_share: float, prior: float, fits: int, rating: int) -> float:
+    """The mean total variation, over fresh-noise fits, of P(length | rating) from the rows' own."""
     bins = column_bins(DOMAIN)
     codes = discretise(frame, bins)
-    real = np.bincount(codes["text_chars"][codes[ROOT] == 1], minlength=bins["text_chars"].size)
+    real = np.bincount(codes["text_chars"][codes[ROOT] == rating - 1], minlength=bins["text_chars"].size)
     real = real / real.sum()
     tv = []
     for _ in range(fits):
         model = fit_dp_tabular(frame, DOMAIN, epsilon=1.0, delta=1e-6, max_rows_per_unit=5, root_share=0.333,
-                               length_share=length_share, length_prior=prior)
-        tv.append(0.5 * np.abs(model.marginals_[LENGTH_EDGE][1] - real).sum())
+                               length_share=length_share, prompt_prior=prior)
+        tv.append(0.5 * np.abs(model.marginals_[LENGTH_EDGE][rating - 1] - real).sum())
     return float(np.mean(tv))
 
 
-def test_a_larger_length_share_and_the_prior_steady_a_rare_ratings_length_mix():
-    """150 two-star rows over three length bins: the even split's noise (scale ~73) swamps them."""
+def test_a_larger_length_share_and_the_prior_steady_the_length_mix():
+    """600 four-star rows over three length bins: the weight halves their noise (~73 -> ~39).
+
+    150 two-star rows stay swamped even then; the prior pulls them towards the pooled mix.
+    """
     ratings = np.repeat([1, 2, 3, 4, 5], [300, 150, 250, 600, 2700])
     lengths = np.random.default_rng(0).choice([50, 200, 800], size=len(ratings), p=[0.4, 0.4, 0.2])
     frame = _frame(rating=ratings.tolist(), text_chars=lengths.tolist())
-    even = _length_spread(frame, 1 / 12, 0.0, fits=40)
-    weighted = _length_spread(frame, 0.333, 0.0, fits=40)
-    shrunk = _length_spread(frame, 0.333, 2.0, fits=40)
+    even = _length_spread(frame, 1 / 12, 0.0, fits=40, rating=4)
+    weighted = _length_spread(frame, 0.333, 0.0, fits=40, rating=4)
     assert weighted < 0.75 * even, (weighted, even)
-    assert shrunk < 0.85 * weighted, (shrunk, weighted)
+    unshrunk = _length_spread(frame, 0.333, 0.0, fits=40, rating=2)
+    shrunk = _length_spread(frame, 0.333, 2.0, fits=40, rating=2)
+    assert shrunk < 0.75 * unshrunk, (shrunk, unshrunk)
 
 
 @pytest.mark.parametrize("share", [0.0, 1.0, -0.1])
@@ -163,7 +197,7 @@ def _root_spread(frame: pd.DataFrame, share: float, fits: int) -> tuple[float, d
     for _ in range(fits):
         # the length table keeps weight 1 (share (1 - share) / 8): only the root's share moves
         model = fit_dp_tabular(frame, DOMAIN, epsilon=1.0, delta=1e-6, max_rows_per_unit=5, root_share=share,
-                               length_share=(1 - share) / 8, length_prior=0.0)
+                               length_share=(1 - share) / 8, prompt_prior=0.0)
         shares.append(model.root_[1])
     return float(np.std(shares)), model.privacy_
 
@@ -262,7 +296,7 @@ def _hits(frame: pd.DataFrame, *, epsilon: float, fits: int, per_fit: int) -> in
     for i in range(fits):
         model = fit_dp_tabular(frame[list(COLUMNS)], params.tabular.domain, epsilon=epsilon,
                                delta=params.tabular.delta, max_rows_per_unit=k, root_share=params.tabular.root_share,
-                               length_share=params.tabular.length_share, length_prior=params.tabular.length_prior)
+                               length_share=params.tabular.length_share, prompt_prior=params.tabular.prompt_prior)
         total += _rare_hits(model.sample(per_fit, seed=i))
     return total
 
@@ -290,6 +324,8 @@ def test_a_planted_rare_record_shows_up_no_more_often_than_when_never_planted():
     p, planted_hits, never_hits = p_value(1.0)
     print(f"planted {planted_hits}, never {never_hits} of {trials} (p={p:.3g})")
     assert p > 0.01, f"DP model: {planted_hits} hits planted vs {never_hits} never planted (p={p:.2g})"
-    p_leak, leak_hits, _ = p_value(500.0)  # the positive control: the same model, practically no noise
+    # the positive control: the same model, practically no noise (at epsilon 500, noise 0.85, the
+    # category rule already hides the planted user's 5 rows: they must clear 3.5 deviations of a total)
+    p_leak, leak_hits, _ = p_value(5000.0)
     print(f"no-noise control: planted {leak_hits} (p={p_leak:.3g})")
     assert p_leak < 1e-6 and leak_hits > 0.5 * trials * k / len(planted), (p_leak, leak_hits)

@@ -45,7 +45,9 @@ from stages.evaluate.params import EvaluateParams  # noqa: E402
 from stages.evaluate.structured import sdmetrics_reports, structured_view  # noqa: E402
 from stages.io import write_json  # noqa: E402
 from stages.params import load_section  # noqa: E402
-from stages.synthesize.dp_tabular import CATEGORY_EDGE, LENGTH_EDGE, ROOT, column_bins, discretise, measure, postprocess  # noqa: E402
+from stages.synthesize.dp_tabular import (  # noqa: E402
+    CATEGORY_EDGE, LENGTH_EDGE, ROOT, column_bins, discretise, measure, postprocess,
+)
 from stages.synthesize.params import SynthesizeParams  # noqa: E402
 from stages.synthesize.prompts import LENGTH_BUCKETS, length_bucket  # noqa: E402
 from stages.synthesize.tabular import tabular_frame, unit_bounded  # noqa: E402
@@ -126,7 +128,8 @@ def main() -> int:
             results.append({
                 "measurement": m_label, "rule": rule, "prompt_prior": prior, "fits": args.fits,
                 "text_chars_edges": list(m_tab.domain.text_chars_edges), "length_share": m_tab.length_share,
-                "length_noise_scale": noisy.noise["length"], "table_noise_scale": noisy.noise["table"],
+                "length_noise_scale": noisy.privacy["length_noise_scale"],
+                "table_noise_scale": noisy.privacy["noise_scale"],
                 "length_tv_mean": length.mean(axis=0).tolist(), "length_tv_p95": np.percentile(length, 95, axis=0).tolist(),
                 "category_tv_mean": category.mean(axis=0).tolist(),
                 "category_tv_p95": np.percentile(category, 95, axis=0).tolist(),

@@ -180,11 +180,9 @@ def shrunk_conditional(table: np.ndarray, prior_count: float) -> np.ndarray:
     A row with little mass (a rare rating) leans on the pooled column distribution, one
     with much keeps its own; `prior_count` 0 is plain normalisation.
     """
-    pooled = table.sum(axis=0)
-    pooled = pooled / pooled.sum() if pooled.sum() > 0 else np.full(table.shape[1], 1 / table.shape[1])
     if prior_count <= 0:
         return _conditional(table)
-    return (table + prior_count * pooled) / (table.sum(axis=1, keepdims=True) + prior_count)
+    return (table + prior_count * _pooled(table)) / (table.sum(axis=1, keepdims=True) + prior_count)
 
 
 def prompt_conditional(table: np.ndarray, noise_scale: float, prior_sigmas: float) -> np.ndarray:
@@ -291,12 +289,16 @@ class DPTabularModel:
             pickle.dump(self, fh)
 
 
+def _pooled(table: np.ndarray) -> np.ndarray:
+    """The column marginal of a non-negative (P, C) table; uniform when the table is empty."""
+    marginal = table.sum(axis=0)
+    return marginal / marginal.sum() if marginal.sum() > 0 else np.full(table.shape[1], 1 / table.shape[1])
+
+
 def _conditional(table: np.ndarray) -> np.ndarray:
     """Rows of a non-negative (P, C) table normalised; an empty row takes the table's column marginal."""
-    marginal = table.sum(axis=0)
-    marginal = marginal / marginal.sum() if marginal.sum() > 0 else np.full(table.shape[1], 1 / table.shape[1])
     totals = table.sum(axis=1, keepdims=True)
-    return np.where(totals > 0, table / np.where(totals > 0, totals, 1), marginal)
+    return np.where(totals > 0, table / np.where(totals > 0, totals, 1), _pooled(table))
 
 
 @dataclass(frozen=True)
@@ -306,8 +308,11 @@ class NoisyTables:
     bins: dict[str, Bins]
     root: np.ndarray  # noisy rating counts
     tables: dict[tuple[str, str], np.ndarray]  # (parent, child) -> noisy (P, C) counts
-    noise: dict  # "root", "length", "table": each part's noise standard deviation
     privacy: dict
+
+    def noise_of(self, edge: tuple[str, str]) -> float:
+        """The noise standard deviation on one two-way table's cells (the length table's is its own)."""
+        return self.privacy["length_noise_scale" if edge == LENGTH_EDGE else "noise_scale"]
 
 
 def measure(frame: pd.DataFrame, domain: TabularDomainParams, *, epsilon: float, delta: float,
@@ -339,8 +344,7 @@ def measure(frame: pd.DataFrame, domain: TabularDomainParams, *, epsilon: float,
         "tables": 1 + len(TREE), "cells": int(counts.size), "opendp": version("opendp"),
     }
     tables = {edge: noisy[span].reshape(bins[edge[0]].size, bins[edge[1]].size) for edge, span in spans.items()}
-    return NoisyTables(bins, noisy[: bins[ROOT].size], tables,
-                       {"root": scale / root_w, "length": scale / length_w, "table": scale}, privacy)
+    return NoisyTables(bins, noisy[: bins[ROOT].size], tables, privacy)
 
 
 def pruned_conditional(table: np.ndarray, noise_scale: float) -> np.ndarray:
@@ -374,10 +378,9 @@ def postprocess(noisy: NoisyTables, *, prompt_prior: float | None) -> DPTabularM
     root = _conditional(np.clip(noisy.root, 0.0, None).reshape(1, -1))[0]
     marginals = {}
     for edge, table in noisy.tables.items():
-        noise = noisy.noise["length" if edge == LENGTH_EDGE else "table"]
         if edge in PROMPT_EDGES and prompt_prior is not None:
-            marginals[edge] = prompt_conditional(table, noise, prompt_prior)
+            marginals[edge] = prompt_conditional(table, noisy.noise_of(edge), prompt_prior)
         else:
-            marginals[edge] = pruned_conditional(table, noise)
+            marginals[edge] = pruned_conditional(table, noisy.noise_of(edge))
     return DPTabularModel(noisy.bins, marginals, root, {**noisy.privacy, "prompt_prior": prompt_prior},
                           list(noisy.bins))

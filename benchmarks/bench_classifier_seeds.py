@@ -29,6 +29,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's stages/
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 MODELS = ("majority", "tfidf", "lora")
 
@@ -89,16 +90,12 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
 
 def main() -> None:
     args = parse_args()
+    from bench_utility import synthetic_sources
     from stages.params import load_section
     from stages.train.params import TrainParams
 
     params, _ = load_section(args.params, "train", TrainParams)
-    sources = {"real": pd.read_parquet(args.real)}
-    for item in args.synthetic:
-        name, sep, path = item.partition("=")
-        if not sep or name == "real":
-            raise SystemExit(f"--synthetic takes NAME=PATH with a name other than 'real', got {item!r}")
-        sources[name] = pd.read_parquet(path)
+    sources = {"real": pd.read_parquet(args.real), **synthetic_sources(args.synthetic)}
     table = scores(sources, pd.read_parquet(args.test), params, args.seeds)
     summary = summarise(table)
     pd.set_option("display.width", 160)

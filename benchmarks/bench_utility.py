@@ -119,10 +119,29 @@ def plot(scores: pd.DataFrame, floor: float, path: Path) -> None:
     ax.set_title("TF-IDF learning curves: real vs synthetic training data")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+    save_figure(fig, path)
+
+
+def save_figure(fig, path: Path) -> None:
+    """Lay out, write (PNG, 120 dpi, folders made) and close a matplotlib figure."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def synthetic_sources(items: list[str]) -> dict[str, pd.DataFrame]:
+    """NAME=PATH arguments -> {name: records}; a missing path or the reserved name 'real' is an error."""
+    sources = {}
+    for item in items:
+        name, _, path = item.partition("=")
+        if not path or name == "real":
+            raise SystemExit(f"--synthetic {item!r}: give NAME=PATH with a name other than 'real', "
+                             "e.g. dp-eps8=/tmp/syn.parquet")
+        sources[name] = pd.read_parquet(path)
+    return sources
 
 
 def main() -> None:
@@ -132,12 +151,7 @@ def main() -> None:
 
     params, _ = load_section(args.params, "train", TrainParams)
     real, test = pd.read_parquet(args.real), pd.read_parquet(args.test)
-    sources = {"real": real}
-    for item in args.synthetic:
-        name, _, path = item.partition("=")
-        if not path:
-            raise SystemExit(f"--synthetic {item!r}: give NAME=PATH, e.g. dp-eps8=/tmp/syn.parquet")
-        sources[name] = pd.read_parquet(path)
+    sources = {"real": real, **synthetic_sources(args.synthetic)}
     scores = learning_curves(sources, test, args.sizes, args.seeds, params.tfidf,
                              class_weighting=params.class_weighting, use_title=params.use_title)
     floor = majority_floor(real, test)

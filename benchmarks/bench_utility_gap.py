@@ -144,6 +144,7 @@ def summary(rows: list[dict], key: str) -> pd.DataFrame:
 
 def plot(confusions: dict[str, np.ndarray], path: Path) -> None:
     import matplotlib
+    from bench_utility import save_figure
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -161,15 +162,12 @@ def plot(confusions: dict[str, np.ndarray], path: Path) -> None:
         ax.set_xlabel("predicted stars")
         ax.set_title(f"trained on {name}", fontsize=9)
     axes[0][0].set_ylabel("real test stars (rows sum to 1)")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main() -> None:
     args = parse_args()
-    from bench_utility import majority_floor
+    from bench_utility import majority_floor, synthetic_sources
     from stages.params import load_section
     from stages.train.metrics import confusion_counts
     from stages.train.params import TrainParams
@@ -177,12 +175,7 @@ def main() -> None:
     params, _ = load_section(args.params, "train", TrainParams)
     n = params.max_train_rows
     real, test = pd.read_parquet(args.real), pd.read_parquet(args.test)
-    releases = {}
-    for item in args.synthetic:
-        name, _, path = item.partition("=")
-        if not path:
-            raise SystemExit(f"--synthetic {item!r}: give NAME=PATH, e.g. s32-default=/tmp/syn.parquet")
-        releases[name] = pd.read_parquet(path)
+    releases = synthetic_sources(args.synthetic)
     scorer = Scorer(test, params)
     real_shares = real["rating"].value_counts(normalize=True)
     floor = majority_floor(real, test)

@@ -87,17 +87,18 @@ def parse_arm(text: str, default_pool: float, default_dims: int) -> tuple[str, s
     return name, off, pool, pick, dims
 
 
-def picked(scores: np.ndarray, ratings: np.ndarray, targets: dict[int, int], n: int, pick: str, *, seed: int):
-    """The kept drafts under a pick rule, at the selection's rating mix (`top_per_rating` on rewritten keys)."""
+def picked(chosen, ratings: np.ndarray, targets: dict[int, int], n: int, pick: str, *, seed: int) -> np.ndarray:
+    """The kept drafts under a pick rule, at the selection's rating mix: `top` is the selection's own keep;
+    the others rewrite its scores into keys for the same `top_per_rating`."""
     from stages.synthesize.selection import top_per_rating
 
+    if pick == "top":
+        return chosen.keep
     rng = np.random.default_rng(seed)
     if pick == "sample":  # Gumbel top-k: sampling without replacement, probability proportional to the score
-        keys = np.log(np.maximum(scores, 1e-300)) + rng.gumbel(size=len(scores))
-    elif pick == "random":
-        keys = np.zeros(len(scores))
-    else:
-        keys = scores
+        keys = np.log(np.maximum(chosen.scores, 1e-300)) + rng.gumbel(size=len(chosen.scores))
+    else:  # random: all keys equal, top_per_rating breaks the ties at random
+        keys = np.zeros(len(chosen.scores))
     return top_per_rating(keys, ratings, targets, n, seed=seed)
 
 
@@ -177,7 +178,7 @@ def main() -> None:
             chosen = select(private, rows["rating"].to_numpy(), units, embedded, drafts["rating"].to_numpy(),
                             method=syn.selection.method, dims=dims, targets=targets, n=n,
                             epsilon=syn.selection.epsilon, delta=syn.selection.delta, seed=seed)
-            keep = picked(chosen.scores, drafts["rating"].to_numpy(), targets, n, pick, seed=seed + draw)
+            keep = picked(chosen, drafts["rating"].to_numpy(), targets, n, pick, seed=seed + draw)
             released = drafts.iloc[keep].reset_index(drop=True)
             tfidf = TfidfBaseline(train_params.tfidf, class_weighting=train_params.class_weighting, seed=seed).fit(
                 classifier_texts(released, use_title=train_params.use_title), released["rating"].to_numpy())

@@ -5,8 +5,8 @@ trained on real records; this script asks why, with the train stage's own TF-IDF
 regression (params.yaml's `train` section), every fit scored on the real test split:
 
 1. **The rating mix.** The DP tabular model's noisy rating counts decide how many records of
-   each rating a release has (a release of 1,000 can hold 22 two-star records where real data
-   has 37). From the pooled records of several releases of one generator (`--synthetic`), sets
+   each rating a release has (a release of 1,000 can hold 22 two-star records where the real mix
+   gives 36). From the pooled records of several releases of one generator (`--synthetic`), sets
    of 1,000 are drawn at the real training split's rating mix and at mixes with a floor per
    rating (`--floors`), `--draws` seeded draws each. If the rating counts limited utility, a
    floor would lift the minority ratings' F1 and the macro-F1.
@@ -66,10 +66,10 @@ def parse_args():
 
 def floored_mix(shares: pd.Series, floor: float, n: int) -> dict[int, int]:
     """Records per rating: every share raised to at least `floor`, the rest scaled down to keep the total at n."""
-    shares = shares.reindex(RATINGS, fill_value=0.0) / shares.sum()
-    low = shares < floor
     if floor * len(RATINGS) > 1:
         raise SystemExit(f"--floors {floor}: five ratings at {floor} exceed the whole set; give at most 0.2")
+    shares = shares.reindex(RATINGS, fill_value=0.0) / shares.sum()
+    low = shares < floor
     mix = shares.where(~low, floor)
     mix[~low] = shares[~low] * (1 - floor * low.sum()) / shares[~low].sum()
     counts = np.floor(mix * n).astype(int)

@@ -28,6 +28,9 @@ from stages.synthesize.prompts import (
         ((5, "Computers", 1000, "USB-C Hub 7 in 1"), ['"USB-C Hub 7 in 1"', "excellent", "detailed"]),
         # missing category and length: a plain request, nothing invented
         ((1, None, None), ["1-star Amazon review of a product you", "terrible"]),
+        # the middle of the scale asks for the mixed and the qualified review
+        ((3, None, 200), ["3-star", "It was okay, with good and bad points.", "three or four sentences"]),
+        ((4, None, 200), ["4-star", "It was good, but not perfect."]),
     ],
 )
 def test_instruction_says_what_the_structured_values_ask_for(args, wanted):

@@ -71,7 +71,7 @@ def _arms(specs: list[str]) -> list[tuple[str, float]]:
 def main() -> None:
     args = parse_args()
     import torch
-    from bench_utility import learning_curves, majority_floor
+    from bench_utility import scored_at
     from tqdm.auto import tqdm
 
     from stages.params import load_section
@@ -131,11 +131,7 @@ def main() -> None:
             saved.write_text(json.dumps({"info": info[name], "inconsistent": bad.tolist()}))
         print(f"{name}: {info[name]}", flush=True)
 
-    scores = learning_curves(sources, test, [str(args.rows)], args.seeds, train_params.tfidf,
-                             class_weighting=train_params.class_weighting, use_title=train_params.use_title)
-    floor = majority_floor(real, test)
-    table = scores.groupby("source", sort=False)["macro_f1"].agg(["mean", "std", "size"]).reset_index()
-    real_f1 = float(table.loc[table["source"] == "real", "mean"].iloc[0])
+    table, floor = scored_at(sources, test, args.rows, args.seeds, train_params)
     print(f"\nTF-IDF macro-F1 on {len(test)} real test reviews at {args.rows} training rows, {len(args.seeds)} draws; "
           f"majority floor {floor:.3f}")
     print("| source | macro-F1 (sd) | ratio | lift | judge Spearman | median chars | s/record |")
@@ -144,12 +140,12 @@ def main() -> None:
     for r in table.itertuples(index=False):
         arm = info.get(r.source.replace(" +consistency", ""), {})
         row = {"source": r.source, "macro_f1": r.mean, "sd": r.std, "fits": int(r.size),
-               "ratio": r.mean / real_f1, "lift": (r.mean - floor) / (real_f1 - floor) if real_f1 > floor else float("nan"), **arm}
+               "ratio": r.ratio, "lift": r.lift, **arm}
         rows.append(row)
         print(f"| {r.source} | {r.mean:.3f} ({r.std:.3f}) | {row['ratio']:.2f} | {row['lift']:.2f} | "
               f"{arm.get('judge_spearman', float('nan')):.3f} | {arm.get('median_chars', float('nan')):.0f} | "
               f"{arm.get('seconds_per_record', float('nan')):.3f} |")
-    if len(scores[scores["source"] != "real"]) < len(args.seeds) * 2 * len(arms):
+    if len(table) - 1 < 2 * len(arms):
         print("note: some source had fewer rows than --rows and was skipped; lower --rows")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

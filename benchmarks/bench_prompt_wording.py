@@ -72,7 +72,7 @@ def but_shares(frame: pd.DataFrame) -> dict[int, float]:
 
 def main() -> None:
     args = parse_args()
-    from bench_utility import learning_curves, majority_floor
+    from bench_utility import scored_at
     from tqdm.auto import tqdm
 
     from stages.params import load_section
@@ -125,11 +125,7 @@ def main() -> None:
                       "median_chars": float(frame["text"].str.len().median()), "but_share": but_shares(frame)}
         print(f"{name}: {info[name]}", flush=True)
 
-    scores = learning_curves(sources, test, [str(args.rows)], args.seeds, train_params.tfidf,
-                             class_weighting=train_params.class_weighting, use_title=train_params.use_title)
-    floor = majority_floor(real, test)
-    table = scores.groupby("source", sort=False)["macro_f1"].agg(["mean", "std", "size"]).reset_index()
-    real_f1 = float(table.loc[table["source"] == "real", "mean"].iloc[0])
+    table, floor = scored_at(sources, test, args.rows, args.seeds, train_params)
     print(f"\nTF-IDF macro-F1 on {len(test)} real test reviews at {args.rows} training rows, {len(args.seeds)} draws; "
           f"majority floor {floor:.3f}")
     print('| source | macro-F1 (sd) | ratio | lift | judge Spearman | "but" 3★ / 4★ | median chars |')
@@ -137,8 +133,8 @@ def main() -> None:
     rows = []
     for r in table.itertuples(index=False):
         arm = info.get(r.source.replace(" +consistency", ""), {})
-        row = {"source": r.source, "macro_f1": r.mean, "sd": r.std, "fits": int(r.size), "ratio": r.mean / real_f1,
-               "lift": (r.mean - floor) / (real_f1 - floor), **arm}
+        row = {"source": r.source, "macro_f1": r.mean, "sd": r.std, "fits": int(r.size), "ratio": r.ratio,
+               "lift": r.lift, **arm}
         rows.append(row)
         but = arm.get("but_share", {})
         print(f"| {r.source} | {r.mean:.3f} ({r.std:.3f}) | {row['ratio']:.2f} | {row['lift']:.2f} | "

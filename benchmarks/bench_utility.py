@@ -88,6 +88,23 @@ def majority_floor(train: pd.DataFrame, test: pd.DataFrame) -> float:
     return classification_report(test["rating"].to_numpy(), np.full(len(test), top))["macro_f1"]
 
 
+def scored_at(sources: dict[str, pd.DataFrame], test: pd.DataFrame, rows: int, seeds: list[int], train_params
+              ) -> tuple[pd.DataFrame, float]:
+    """The train stage's TF-IDF fitted on `rows` rows of each source per seed: (table, majority floor).
+
+    The table has source, mean, std and size (fits) per source, and ratio and lift against
+    `sources["real"]` at the same rows.
+    """
+    scores = learning_curves(sources, test, [str(rows)], seeds, train_params.tfidf,
+                             class_weighting=train_params.class_weighting, use_title=train_params.use_title)
+    floor = majority_floor(sources["real"], test)
+    table = scores.groupby("source", sort=False)["macro_f1"].agg(["mean", "std", "size"]).reset_index()
+    real_f1 = float(table.loc[table["source"] == "real", "mean"].iloc[0])
+    table["ratio"] = table["mean"] / real_f1
+    table["lift"] = (table["mean"] - floor) / (real_f1 - floor) if real_f1 > floor else np.nan
+    return table, floor
+
+
 def summarise(scores: pd.DataFrame, floor: float) -> pd.DataFrame:
     """Mean and spread per (source, size), with ratio and lift against real data at the same size."""
     table = scores.groupby(["source", "size"], sort=False).agg(

@@ -59,7 +59,8 @@ def parse_args():
     p.add_argument("--rows", type=int, default=800, help="training rows per TF-IDF fit (every arm and real)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--seed", type=int, default=0, help="controls and generation")
-    p.add_argument("--out-dir", type=Path, help="write each arm's records here; an arm already there is reused")
+    p.add_argument("--out-dir", type=Path,
+                   help="write each arm's records here; an arm already there is reused (its seconds are then null)")
     p.add_argument("--json", type=Path, help="write the table here")
     return p.parse_args()
 
@@ -103,11 +104,13 @@ def main() -> None:
             prompts.SENTIMENT.clear()
             prompts.SENTIMENT.update(WORDINGS[name] or stage_wording)
             start = time.perf_counter()
-            with tqdm(total=len(controls), desc=f"bench: {name}", unit="record", disable=None) as bar:
-                out = zero_shot.write(controls, syn.generation, seed=args.seed, progress=bar)
+            try:
+                with tqdm(total=len(controls), desc=f"bench: {name}", unit="record", disable=None) as bar:
+                    out = zero_shot.write(controls, syn.generation, seed=args.seed, progress=bar)
+            finally:  # the stage's own table back, whatever happened
+                prompts.SENTIMENT.clear()
+                prompts.SENTIMENT.update(stage_wording)
             seconds = round(time.perf_counter() - start, 1)
-            prompts.SENTIMENT.clear()
-            prompts.SENTIMENT.update(stage_wording)
             frame = pd.DataFrame({"rating": controls["rating"].to_numpy(), "title": out["titles"], "text": out["texts"]})
             frame = frame[frame["text"].notna()]
             frame = frame[[not is_assistant_talk(f"{t or ''}\n{x}") for t, x in zip(frame["title"], frame["text"])]]

@@ -22,7 +22,6 @@ share of bodies per rating that use "but"; the median length.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import pickle
 import re
@@ -30,7 +29,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]

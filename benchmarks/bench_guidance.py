@@ -139,10 +139,10 @@ def main() -> None:
     rows = []
     for r in table.itertuples(index=False):
         arm = info.get(r.source.replace(" +consistency", ""), {})
-        row = {"source": r.source, "macro_f1": r.mean, "sd": r.std, "fits": int(r.size),
+        row = {"source": r.source, "macro_f1": r.macro_f1, "sd": r.sd, "fits": int(r.fits),
                "ratio": r.ratio, "lift": r.lift, **arm}
         rows.append(row)
-        print(f"| {r.source} | {r.mean:.3f} ({r.std:.3f}) | {row['ratio']:.2f} | {row['lift']:.2f} | "
+        print(f"| {r.source} | {r.macro_f1:.3f} ({r.sd:.3f}) | {row['ratio']:.2f} | {row['lift']:.2f} | "
               f"{arm.get('judge_spearman', float('nan')):.3f} | {arm.get('median_chars', float('nan')):.0f} | "
               f"{arm.get('seconds_per_record', float('nan')):.3f} |")
     if len(table) - 1 < 2 * len(arms):

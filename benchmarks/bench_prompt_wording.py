@@ -134,11 +134,11 @@ def main() -> None:
     rows = []
     for r in table.itertuples(index=False):
         arm = info.get(r.source.replace(" +consistency", ""), {})
-        row = {"source": r.source, "macro_f1": r.mean, "sd": r.std, "fits": int(r.size), "ratio": r.ratio,
+        row = {"source": r.source, "macro_f1": r.macro_f1, "sd": r.sd, "fits": int(r.fits), "ratio": r.ratio,
                "lift": r.lift, **arm}
         rows.append(row)
         but = arm.get("but_share", {})
-        print(f"| {r.source} | {r.mean:.3f} ({r.std:.3f}) | {row['ratio']:.2f} | {row['lift']:.2f} | "
+        print(f"| {r.source} | {r.macro_f1:.3f} ({r.sd:.3f}) | {row['ratio']:.2f} | {row['lift']:.2f} | "
               f"{arm.get('judge_spearman', float('nan')):.3f} | {but.get(3, float('nan')):.2f} / "
               f"{but.get(4, float('nan')):.2f} | {arm.get('median_chars', float('nan')):.0f} |")
     if args.json:

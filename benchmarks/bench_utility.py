@@ -90,19 +90,14 @@ def majority_floor(train: pd.DataFrame, test: pd.DataFrame) -> float:
 
 def scored_at(sources: dict[str, pd.DataFrame], test: pd.DataFrame, rows: int, seeds: list[int], train_params
               ) -> tuple[pd.DataFrame, float]:
-    """The train stage's TF-IDF fitted on `rows` rows of each source per seed: (table, majority floor).
+    """The train stage's TF-IDF fitted on `rows` rows of each source per seed: (`summarise`'s table, majority floor).
 
-    The table has source, mean, std and size (fits) per source, and ratio and lift against
-    `sources["real"]` at the same rows.
+    One row per source (macro_f1, sd, fits), with ratio and lift against `sources["real"]` at the same rows.
     """
     scores = learning_curves(sources, test, [str(rows)], seeds, train_params.tfidf,
                              class_weighting=train_params.class_weighting, use_title=train_params.use_title)
     floor = majority_floor(sources["real"], test)
-    table = scores.groupby("source", sort=False)["macro_f1"].agg(["mean", "std", "size"]).reset_index()
-    real_f1 = float(table.loc[table["source"] == "real", "mean"].iloc[0])
-    table["ratio"] = table["mean"] / real_f1
-    table["lift"] = (table["mean"] - floor) / (real_f1 - floor) if real_f1 > floor else np.nan
-    return table, floor
+    return summarise(scores, floor), floor
 
 
 def summarise(scores: pd.DataFrame, floor: float) -> pd.DataFrame:

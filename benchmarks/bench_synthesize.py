@@ -96,7 +96,7 @@ def generator_params(args, train_dtype="float32"):
         base_model=args.base, lora_r=args.lora_r, lora_alpha=2 * args.lora_r, lora_dropout=0.0, target_modules=("q_proj", "v_proj"),
         lora_last_layers=args.lora_last_layers, learning_rate=1e-3, epochs=1, batch_size=args.batch,
         max_seq_len=args.seq_len, max_train_rows=None, min_train_rows=1, eval_rows=1, train_dtype=train_dtype,
-        micro_batch_size=None,
+        micro_batch_size=None, rating_weights=(1.0, 1.0, 1.0, 1.0, 1.0),
     )
 
 

@@ -31,7 +31,8 @@ from stages.schema import COLUMNS, RECORD_SCHEMA
 from stages.synthesize.budget import compose
 from stages.synthesize.canaries import insert_canaries, make_canaries
 from stages.synthesize.consistency import RatingJudge, inconsistent, rating_judge
-from stages.synthesize.dp import TrainResult, bound_contributions, plan_steps, train_lora, unit_index, zero_shot_privacy
+from stages.synthesize.dp import (TrainResult, bound_contributions, example_weights, plan_steps, train_lora, unit_index,
+                                  zero_shot_privacy)
 from stages.synthesize.encoding import encode_records, held_out_loss
 from stages.synthesize.filters import Analyzer, MemorisationFilter, pii_findings
 from stages.synthesize.generator import ReviewGenerator, attach_lora, base_checksum, generator_config
@@ -145,7 +146,8 @@ def run_synthesize(train: pd.DataFrame, val: pd.DataFrame, params: SynthesizePar
         model = attach_lora(base, gen)
         encoded = encode_records(tokenizer, rows, gen.max_seq_len)
         with tqdm(desc="synthesize: fine-tune", unit="step", disable=None) as bar:
-            trained = train_lora(model, encoded, units, gen, params.dp, seed=seed, progress=bar)
+            trained = train_lora(model, encoded, units, gen, params.dp, seed=seed, progress=bar,
+                                 weights=example_weights(rows["rating"].to_numpy(), gen.rating_weights))
         lap("train")
         timings["train_trunk"] = round(trained.cache_seconds, 3)  # of "train": the one pass of the frozen trunk
         after = held_out_loss(model, val_encoded, gen.batch_size) if len(val_rows) else None

@@ -49,6 +49,21 @@ def bound_contributions(user_ids, k: int, seed: int) -> np.ndarray:
     return np.sort(first_per_unit(user_ids, k, order))
 
 
+def example_weights(ratings, rating_weights: tuple[float, ...]) -> np.ndarray | None:
+    """Each training review's weight, `rating_weights[r - 1]` for an r-star one; None when all weigh 1.
+
+    The weights are public (params), so reweighting costs no privacy: under DP each unit's
+    clipping bound shrinks with its reviews' mean weight (`_per_unit_grad_samples`), never grows.
+    """
+    table = np.asarray(rating_weights, dtype=np.float64)
+    if np.all(table == 1.0):
+        return None
+    stars = np.asarray(ratings, dtype=np.int64)
+    if stars.min(initial=1) < 1 or stars.max(initial=1) > len(table):
+        raise ValueError(f"ratings must lie in 1..{len(table)} to be weighted; got {stars.min()}..{stars.max()}")
+    return table[stars - 1]
+
+
 def unit_index(user_ids, unit: str) -> np.ndarray:
     """Dense unit id per example: the row itself for `record`, the user for `user`."""
     if unit == "record":
@@ -159,24 +174,33 @@ def micro_batches(rows: list[int], lengths, size: int | None) -> list[list[int]]
     return [order[i : i + size] for i in range(0, len(order), size)]
 
 
-def step_backward(net, batch_loss, chunks: list[list[int]], params, *, private: bool, bf16: bool) -> tuple[list[int], float]:
+def step_backward(net, batch_loss, chunks: list[list[int]], params, *, private: bool, bf16: bool,
+                  weights: np.ndarray | None = None) -> tuple[list[int], float]:
     """Forward and backward over each chunk; return the rows in the order their gradients sit, and the summed loss.
 
     Private: each chunk's loss is its own mean, which Opacus' `loss_reduction="mean"` scales
     back by the chunk's size, so `grad_sample` holds exact per-example gradients; they are
     gathered across chunks (Opacus would add a second chunk's onto the first's rows).
-    Non-private: the chunks' losses are weighted so that the gradient is the whole batch's mean.
+    Non-private: the chunks' losses are weighted so that the gradient is the whole batch's mean,
+    with each example's `weights` entry where given (private runs weight per unit, after the backward).
     """
     import torch
 
     n = sum(len(c) for c in chunks)
+    if weights is not None and not private:
+        n = float(sum(weights[r] for c in chunks for r in c))
     parts: list[list] = [[] for _ in params]
     total = 0.0
     for chunk in chunks:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             loss, _ = batch_loss(net, chunk)
         loss = loss.float()
-        (loss.mean() if private else loss.sum() / n).backward()
+        if private:
+            loss.mean().backward()
+        elif weights is not None:
+            (loss * torch.as_tensor(weights[chunk], dtype=loss.dtype)).sum().div(n).backward()
+        else:
+            (loss.sum() / n).backward()
         total += float(loss.detach().sum())
         if private:
             for part, p in zip(parts, params):
@@ -189,8 +213,15 @@ def step_backward(net, batch_loss, chunks: list[list[int]], params, *, private: 
 
 
 def train_lora(model, encoded: Encoded, units: np.ndarray, gen: GeneratorParams, dp: DPParams, *,
-               seed: int, progress=None) -> TrainResult:
-    """Fine-tune the trainable (LoRA) parameters in place; DP-SGD when dp.enabled."""
+               seed: int, weights: np.ndarray | None = None, progress=None) -> TrainResult:
+    """Fine-tune the trainable (LoRA) parameters in place; DP-SGD when dp.enabled.
+
+    `weights` (per example, at most 1; `example_weights`) scale each review's gradient. Under
+    DP a unit's bound becomes max_grad_norm times its sampled reviews' mean weight, so the
+    sensitivity, the noise and the accounting are those of the unweighted run.
+    """
+    if weights is not None and (len(weights) != len(units) or np.any(weights <= 0) or np.any(weights > 1)):
+        raise ValueError("weights: one per example, each in (0, 1] (a weight above 1 would raise the sensitivity)")
     import torch
 
     n_units = int(units.max()) + 1 if len(units) else 0
@@ -262,11 +293,11 @@ def train_lora(model, encoded: Encoded, units: np.ndarray, gen: GeneratorParams,
         optimizer.zero_grad(set_to_none=True)
         if rows:
             chunks = micro_batches(rows, lengths, gen.micro_batch_size)
-            rows, total = step_backward(net, batch_loss, chunks, params, private=dp.enabled, bf16=bf16)
+            rows, total = step_backward(net, batch_loss, chunks, params, private=dp.enabled, bf16=bf16, weights=weights)
             result.losses.append(total / len(rows))
             result.examples_seen += len(rows)
         if dp.enabled:
-            _per_unit_grad_samples(params, rows, units, sampled)
+            _per_unit_grad_samples(params, rows, units, sampled, weights=weights, max_norm=dp.max_grad_norm)
         elif not rows:
             continue
         optimizer.step()
@@ -306,8 +337,14 @@ def zero_shot_privacy(dp: DPParams, n_units: int) -> dict:
     }
 
 
-def _per_unit_grad_samples(params, rows, units, sampled) -> None:
-    """Sum Opacus' per-example gradients into one per sampled unit, so that clipping is per unit."""
+def _per_unit_grad_samples(params, rows, units, sampled, *, weights: np.ndarray | None = None,
+                           max_norm: float = 1.0) -> None:
+    """Sum Opacus' per-example gradients into one per sampled unit, so that clipping is per unit.
+
+    With `weights`, each example's gradient is scaled by its weight before the sum, and each
+    unit's sum is clipped here to max_norm times its examples' mean weight (at most max_norm:
+    Opacus' own clipping to max_norm then leaves it as it is, and the noise still covers it).
+    """
     import torch
 
     if not rows:
@@ -320,5 +357,17 @@ def _per_unit_grad_samples(params, rows, units, sampled) -> None:
     for p in params:
         gs = p.grad_sample
         per_unit = torch.zeros((len(sampled), *p.shape), dtype=p.dtype)  # bf16 autocast: sum and clip in fp32
-        per_unit.index_add_(0, index, gs.to(p.dtype))
+        scaled = gs.to(p.dtype)
+        if weights is not None:
+            w = torch.as_tensor(weights[rows], dtype=p.dtype)
+            scaled = scaled * w.view(-1, *([1] * (scaled.dim() - 1)))
+        per_unit.index_add_(0, index, scaled)
         p.grad_sample = per_unit
+    if weights is not None:
+        w = torch.as_tensor(weights[rows], dtype=torch.float64)
+        bound = torch.zeros(len(sampled), dtype=torch.float64).index_add_(0, index, w)
+        bound /= torch.zeros(len(sampled), dtype=torch.float64).index_add_(0, index, torch.ones_like(w)).clamp(min=1)
+        norms = torch.stack([p.grad_sample.reshape(len(sampled), -1).double().norm(dim=1) for p in params]).norm(dim=0)
+        factor = (max_norm * bound / (norms + 1e-6)).clamp(max=1.0)
+        for p in params:
+            p.grad_sample = p.grad_sample * factor.to(p.dtype).view(-1, *([1] * (p.grad_sample.dim() - 1)))

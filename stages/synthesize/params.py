@@ -94,8 +94,14 @@ class GeneratorParams:
     # examples per forward/backward pass inside a step, taken in order of length so each pads to its own
     # longest; null runs the whole batch at once. Per-example gradients are the same either way.
     micro_batch_size: int | None = bounded(min=1)
+    # weight of a 1- to 5-star review's gradient, each in (0, 1]; under DP a unit's clipping bound
+    # shrinks by its reviews' mean weight, so the guarantee is unchanged. [1, 1, 1, 1, 1]: unweighted
+    rating_weights: tuple[float, ...]
 
     def __post_init__(self):
+        if len(self.rating_weights) != 5 or not all(0 < w <= 1 for w in self.rating_weights):
+            raise ParamsError(f"rating_weights: {list(self.rating_weights)} must be five weights (1 to 5 stars), "
+                              "each above 0 and at most 1 (a weight above 1 would raise the DP sensitivity)")
         if 0 < self.epochs < 0.01:
             raise ParamsError("epochs: 0 (the zero-shot reference) or at least 0.01")
         if not self.target_modules:

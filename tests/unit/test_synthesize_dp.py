@@ -8,8 +8,8 @@ import torch
 
 from stages.errors import PrivacyBudgetError
 from stages.synthesize.encoding import encode_records
-from stages.synthesize.dp import (_per_unit_grad_samples, bound_contributions, micro_batches, noise_for_target,
-                                  train_lora, unit_index)
+from stages.synthesize.dp import (_per_unit_grad_samples, bound_contributions, example_weights, micro_batches,
+                                  noise_for_target, step_backward, train_lora, unit_index)
 from stages.synthesize.generator import attach_lora
 from stages.synthesize.loading import load_base
 from tests.unit.synthesize_helpers import quick_params, records
@@ -112,6 +112,69 @@ def test_per_unit_gradients_are_sums_over_each_units_rows():
     # An empty Poisson batch still yields a (zero-row) grad sample, so the step is taken and counted.
     _per_unit_grad_samples([p], rows=[], units=units, sampled=[])
     assert p.grad_sample.shape == (0, 2)
+
+
+def test_example_weights_read_each_reviews_rating_and_are_none_when_all_weigh_one():
+    assert example_weights(np.array([5, 1, 4, 5]), (1, 1, 1, 1, 1)) is None
+    np.testing.assert_allclose(example_weights(np.array([5, 1, 4, 5]), (1, 0.9, 1, 0.8, 0.4)), [0.4, 1, 0.8, 0.4])
+    with pytest.raises(ValueError, match="1..5"):
+        example_weights(np.array([0, 5]), (1, 1, 1, 1, 0.5))
+
+
+def test_weighted_units_are_clipped_to_their_mean_weight_times_the_bound():
+    """A unit's gradient is the weighted sum of its reviews', then clipped to max_norm x its mean weight (<= max_norm)."""
+    p = torch.nn.Parameter(torch.zeros(2))
+    units = np.array([3, 3, 7])
+    weights = np.array([0.5, 1.0, 0.25])
+    p.grad_sample = torch.tensor([[3.0, 0.0], [0.0, 0.1], [0.0, 0.8]])
+    _per_unit_grad_samples([p], rows=[0, 1, 2], units=units, sampled=[3, 7], weights=weights, max_norm=1.0)
+    # unit 3: 0.5 * (3, 0) + 1.0 * (0, 0.1) = (1.5, 0.1), norm 1.503 > 0.75 = mean weight: scaled to norm 0.75
+    torch.testing.assert_close(p.grad_sample[0].norm(), torch.tensor(0.75), atol=1e-5, rtol=0)
+    torch.testing.assert_close(p.grad_sample[0] / p.grad_sample[0].norm(), torch.tensor([1.5, 0.1]) / 1.50333)
+    # unit 7: 0.25 * (0, 0.8) = (0, 0.2), below its bound 0.25: kept as it is
+    torch.testing.assert_close(p.grad_sample[1], torch.tensor([0.0, 0.2]))
+    # no unit ever exceeds max_norm, so Opacus' own clipping leaves them alone and the sensitivity is unchanged
+    assert float(p.grad_sample.norm(dim=1).max()) <= 1.0 + 1e-6
+
+
+def test_non_private_weights_make_the_step_a_weighted_mean():
+    """Outside DP the batch gradient is sum(w * grad) / sum(w); a review of weight w counts w times."""
+    x = torch.nn.Parameter(torch.tensor(1.0))
+    targets = torch.tensor([0.0, 2.0, 5.0])
+
+    def batch_loss(net, rows):
+        return (x - targets[rows]) ** 2, None
+
+    weights = np.array([1.0, 0.5, 0.25])
+    step_backward(None, batch_loss, [[0, 1], [2]], [x], private=False, bf16=False, weights=weights)
+    expected = sum(w * 2 * (1.0 - t) for w, t in zip(weights, targets.tolist())) / weights.sum()
+    assert float(x.grad) == pytest.approx(expected)
+
+
+def test_rating_weights_are_five_in_zero_to_one():
+    from stages.errors import ParamsError
+
+    assert quick_params(**{"generator.rating_weights": [1, 1, 1, 1, 0.4]}).generator.rating_weights[-1] == 0.4
+    for bad in ([1, 1, 1, 1], [1, 1, 1, 1, 1.5], [1, 1, 0, 1, 1]):
+        with pytest.raises(ParamsError, match="rating_weights"):
+            quick_params(**{"generator.rating_weights": bad})
+
+
+@pytest.mark.parametrize("private", [True, False])
+def test_down_weighting_five_star_reviews_keeps_epsilon_and_changes_the_weights(private):
+    """The same run with 5-star reviews at weight 0.3: the accountant's figures are unchanged, the adapters differ."""
+    trained = {}
+    for table in ((1, 1, 1, 1, 1), (1, 1, 1, 1, 0.3)):
+        torch.manual_seed(0)
+        params, model, enc, frame = _setup(**{"dp.enabled": private, "dp.delta": 1e-3, "generator.batch_size": 6,
+                                              "generator.epochs": 2})
+        assert (frame["rating"] == 5).any() and (frame["rating"] != 5).any()
+        result = train_lora(model, enc, unit_index(frame["user_id"].to_numpy(), "user"), params.generator,
+                            params.dp, seed=3, weights=example_weights(frame["rating"].to_numpy(), table))
+        trained[table] = ({n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}, result.privacy)
+    (plain, plain_privacy), (weighted, weighted_privacy) = trained.values()
+    assert weighted_privacy == plain_privacy
+    assert any(not torch.equal(plain[n], weighted[n]) for n in plain)
 
 
 def test_micro_batches_go_in_order_of_length_and_cover_every_row_once():

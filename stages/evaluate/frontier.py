@@ -54,6 +54,22 @@ def frontier_points(runs: Sequence[dict], names: Sequence[str] = ()) -> pd.DataF
     return frame.drop_duplicates("name", keep="last").reset_index(drop=True)
 
 
+def with_previous(points: pd.DataFrame, previous: pd.DataFrame, names: Sequence[str] = ()) -> pd.DataFrame:
+    """`points` plus the rows of an earlier frontier table (`--previous`) whose runs this store does not hold.
+
+    A run here replaces a row of the same name there; with `names`, only those rows are taken.
+    The earlier rows keep their own columns' meaning: they were computed the same way when written.
+    """
+    missing = [c for c in points.columns if c not in previous.columns]
+    if missing:
+        raise ValueError(f"the previous frontier table lacks column(s) {missing}; pass one written by this command")
+    earlier = previous[~previous["name"].isin(points["name"])]
+    if names:
+        earlier = earlier[earlier["name"].isin(names)]
+    frames = [f for f in (earlier[points.columns], points) if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else points
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the frontier table and draw it to a PNG (and the table to CSV)."""
     from stages.evaluate.report import frontier_figure
@@ -64,8 +80,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--table", type=Path, default=Path("metrics/frontier.csv"), help="default: %(default)s")
     parser.add_argument("--experiments", nargs="+", default=(), metavar="NAME",
                         help="only these DVC experiments (or run-id prefixes); default: every evaluate run")
+    parser.add_argument("--previous", type=Path, metavar="CSV",
+                        help="an earlier frontier table (e.g. the committed metrics/frontier.csv): its runs that this "
+                             "MLflow store does not hold are drawn too, a run here replacing one of the same name")
     args = parser.parse_args(argv)
     points = frontier_points(stage_run_metrics("evaluate"), args.experiments)
+    if args.previous is not None:
+        if not args.previous.is_file():
+            parser.error(f"--previous {args.previous}: no such file; pass a frontier table this command wrote")
+        points = with_previous(points, pd.read_csv(args.previous), args.experiments)
     if points.empty:
         wanted = f" named {' '.join(args.experiments)}" if args.experiments else ""
         print(f"frontier: no finished evaluate run{wanted} in the MLflow store; run `dvc repro` or a sweep first.")

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from stages.evaluate.frontier import frontier_points
+from stages.evaluate.frontier import frontier_points, with_previous
 from stages.evaluate.report import frontier_figure
 
 
@@ -93,3 +93,20 @@ def test_zero_shot_drafts_chosen_by_the_dp_selection_are_not_the_zero_shot_refer
     assert "zero-shot, LoRA" in labels and "zero-shot + DP selection, LoRA" in labels
     marked = {label: coll.get_offsets().tolist() for coll in utility_ax.collections if (label := coll.get_label())}
     assert marked["zero-shot, LoRA"] == [[1.0, 0.7]] and marked["zero-shot + DP selection, LoRA"] == [[4.05, 0.8]]
+
+
+def test_an_earlier_table_adds_the_runs_this_store_lacks_and_loses_to_the_ones_it_holds():
+    runs = [_run("aaaaaaaa1", 1, "eps4", **{"privacy.epsilon": 4.0, "utility.ratio.lora.macro_f1": 0.8})]
+    points = frontier_points(runs)
+    previous = frontier_points([
+        _run("bbbbbbbb2", 1, "eps4", **{"privacy.epsilon": 4.0, "utility.ratio.lora.macro_f1": 0.6}),
+        _run("cccccccc3", 2, "zs", **{"privacy.epsilon": 1.0, "privacy.epsilon_text": 0.0,
+                                      "utility.ratio.lora.macro_f1": 0.7}),
+        _run("dddddddd4", 3, "nodp", **{"privacy.dp_enabled": 0.0, "utility.ratio.lora.macro_f1": 0.9}),
+    ])
+    merged = with_previous(points, previous).set_index("name")
+    assert merged["utility_ratio"].to_dict() == {"zs": 0.7, "nodp": 0.9, "eps4": 0.8}  # this store's eps4 wins
+    assert not merged.loc["zs", "fine_tuned"]
+    assert list(with_previous(points, previous, ["eps4", "zs"])["name"]) == ["zs", "eps4"]
+    with pytest.raises(ValueError, match="lacks column"):
+        with_previous(points, previous.drop(columns=["tfidf_ratio"]))

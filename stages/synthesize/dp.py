@@ -186,21 +186,17 @@ def step_backward(net, batch_loss, chunks: list[list[int]], params, *, private: 
     """
     import torch
 
-    n = sum(len(c) for c in chunks)
-    if weights is not None and not private:
-        n = float(sum(weights[r] for c in chunks for r in c))
+    def weight(chunk):  # non-private: each example's share of the step's weighted mean
+        return torch.ones(len(chunk)) if weights is None else torch.as_tensor(weights[chunk], dtype=torch.float32)
+
+    n = sum(float(weight(c).sum()) for c in chunks)
     parts: list[list] = [[] for _ in params]
     total = 0.0
     for chunk in chunks:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             loss, _ = batch_loss(net, chunk)
         loss = loss.float()
-        if private:
-            loss.mean().backward()
-        elif weights is not None:
-            (loss * torch.as_tensor(weights[chunk], dtype=loss.dtype)).sum().div(n).backward()
-        else:
-            (loss.sum() / n).backward()
+        (loss.mean() if private else (loss * weight(chunk)).sum() / n).backward()
         total += float(loss.detach().sum())
         if private:
             for part, p in zip(parts, params):

@@ -17,7 +17,9 @@ then runs on those same drafts:
   drafts) or `pick:random` (the scores ignored: the stage with `selection.enabled: false`);
 - how many public principal axes the DP judge works in: `dims:K` (default params.yaml's
   `selection.dims`; the noise per statistic is the same at any K, since each unit's whole
-  vector is clipped to norm 1).
+  vector is clipped to norm 1);
+- the DP judge's priors: `priors:equal` or `priors:counts` (default params.yaml's
+  `selection.priors`).
 
 An arm is `NAME=SPEC`, SPEC a comma list of those words (empty: the stage as configured).
 Each arm goes through the DP selection (params.yaml's method and epsilon) `--draws` times,
@@ -51,6 +53,7 @@ sys.path.insert(0, str(ROOT))  # this checkout's stages/
 
 WORDS = ("-voice", "-consistency")
 PICKS = ("top", "sample", "random")
+PRIORS = ("equal", "counts")
 
 
 def parse_args():
@@ -68,12 +71,15 @@ def parse_args():
     return p.parse_args()
 
 
-def parse_arm(text: str, default_pool: float, default_dims: int) -> tuple[str, set[str], float, str, int]:
-    """NAME=SPEC -> (name, filters switched off, pool multiple, pick rule, judge dims); an unknown word is an error."""
+def parse_arm(text: str, default_pool: float, default_dims: int,
+              default_priors: str) -> tuple[str, set[str], float, str, int, str]:
+    """NAME=SPEC -> (name, filters off, pool multiple, pick rule, judge dims, judge priors); an unknown word is an error."""
     name, _, spec = text.partition("=")
-    off, pool, pick, dims = set(), default_pool, "top", default_dims
+    off, pool, pick, dims, priors = set(), default_pool, "top", default_dims, default_priors
     for word in filter(None, (w.strip() for w in spec.split(","))):
-        if word.startswith("dims:"):
+        if word.startswith("priors:") and word[len("priors:"):] in PRIORS:
+            priors = word[len("priors:"):]
+        elif word.startswith("dims:"):
             dims = int(word[len("dims:"):])
         elif word.startswith("pool:"):
             pool = float(word[len("pool:"):])
@@ -82,9 +88,9 @@ def parse_arm(text: str, default_pool: float, default_dims: int) -> tuple[str, s
         elif word in WORDS:
             off.add(word[1:])
         else:
-            raise SystemExit(f"arm {name!r}: unknown word {word!r}; use {', '.join(WORDS)}, pool:K, dims:K or "
-                             f"pick:{'|'.join(PICKS)}")
-    return name, off, pool, pick, dims
+            raise SystemExit(f"arm {name!r}: unknown word {word!r}; use {', '.join(WORDS)}, pool:K, dims:K, "
+                             f"priors:{'|'.join(PRIORS)} or pick:{'|'.join(PICKS)}")
+    return name, off, pool, pick, dims, priors
 
 
 def picked(chosen, ratings: np.ndarray, targets: dict[int, int], n: int, pick: str, *, seed: int) -> np.ndarray:
@@ -142,7 +148,7 @@ def main() -> None:
     train_params, _ = load_section(args.params, "train", TrainParams)
     train_params = dataclasses.replace(train_params, sources=("synthetic",))
     seed = int(yaml.safe_load(args.params.read_text())["seed"])
-    arms = [parse_arm(a, syn.generation.oversample, syn.selection.dims) for a in args.arms]
+    arms = [parse_arm(a, syn.generation.oversample, syn.selection.dims, syn.selection.priors) for a in args.arms]
     train, test = pd.read_parquet(args.train), pd.read_parquet(args.test)
     test_texts = classifier_texts(test, use_title=train_params.use_title)
 
@@ -164,7 +170,7 @@ def main() -> None:
     private = embedder.encode(review_texts(rows), desc="private rows")
 
     results, filtered_pools = [], {}
-    for name, off, pool, pick, dims in arms:
+    for name, off, pool, pick, dims, priors in arms:
         size = min(len(controls), math.ceil(n * pool))
         key = (frozenset(off), size)
         if key not in filtered_pools:  # arms that differ only in the selection share their filtered pool
@@ -177,13 +183,13 @@ def main() -> None:
         for draw in range(args.draws):
             chosen = select(private, rows["rating"].to_numpy(), units, embedded, drafts["rating"].to_numpy(),
                             method=syn.selection.method, dims=dims, targets=targets, n=n,
-                            epsilon=syn.selection.epsilon, delta=syn.selection.delta, seed=seed)
+                            epsilon=syn.selection.epsilon, delta=syn.selection.delta, seed=seed, priors=priors)
             keep = picked(chosen, drafts["rating"].to_numpy(), targets, n, pick, seed=seed + draw)
             released = drafts.iloc[keep].reset_index(drop=True)
             tfidf = TfidfBaseline(train_params.tfidf, class_weighting=train_params.class_weighting, seed=seed).fit(
                 classifier_texts(released, use_title=train_params.use_title), released["rating"].to_numpy())
             report = classification_report(test["rating"].to_numpy(), tfidf.predict(test_texts))
-            row = {"arm": name, "off": sorted(off), "pool": pool, "pick": pick, "dims": dims, "draw": draw, "drafts": len(drafts),
+            row = {"arm": name, "off": sorted(off), "pool": pool, "pick": pick, "dims": dims, "priors": priors, "draw": draw, "drafts": len(drafts),
                    "dropped": filtered["dropped"], "tfidf": report["macro_f1"],
                    **{f"tfidf_f1_{r}": report[f"f1_{r}"] for r in range(1, 6)}}
             for classifier_seed in args.lora_seeds:

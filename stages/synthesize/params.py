@@ -204,6 +204,7 @@ class SelectionParams:
     enabled: bool  # false: the first n_records surviving drafts are written, as generated
     method: Literal["judge", "votes"]  # judge: a DP linear discriminant scores each draft's rating; votes: Private Evolution
     dims: int = bounded(min=1, max=384)  # judge: principal axes of the drafts' embeddings it works in
+    priors: Literal["equal", "counts"]  # judge: equal priors, or the rating mix of its own noisy counts
     epsilon: float = bounded(min=0.0)  # privacy-critical: the selection's budget (no default), composed into epsilon_total
     delta: float = bounded(min=0.0, max=1.0)  # privacy-critical
     embedding_model: str  # package:<name> or a sentence-transformers folder: a public encoder, never trained here

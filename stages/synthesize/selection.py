@@ -10,7 +10,8 @@ rating r (the first n_records sampled control rows' rating mix) are released.
   outputs), and each privacy unit's per-rating sums and counts of those projections form
   one vector, clipped to L2 norm 1. Their total plus OpenDP Gaussian noise gives noisy
   per-rating means; with the drafts' pooled within-rating covariance (public again) they
-  make a linear discriminant (equal priors). A draft's score is the judge's probability
+  make a linear discriminant (equal priors, or with `priors` "counts" the rating mix of
+  its own noisy counts). A draft's score is the judge's probability
   of the rating it was written for: the released texts are the ones real reviews of that
   rating would be mistaken for. This is PATE's idea (a private teacher labels
   non-private data) with one noisy teacher of sufficient statistics.
@@ -118,11 +119,15 @@ def class_statistics(projected: np.ndarray, ratings: np.ndarray, units: np.ndarr
     return flat.sum(axis=0).reshape(len(RATINGS), rows.shape[1] + 1)
 
 
-def discriminant(statistics: np.ndarray, drafts: np.ndarray, draft_ratings: np.ndarray, *, ridge: float = 0.1):
+def discriminant(statistics: np.ndarray, drafts: np.ndarray, draft_ratings: np.ndarray, *, ridge: float = 0.1,
+                 priors: str = "equal"):
     """Linear discriminant weights (dims x 5) and biases from (noisy) per-rating statistics and the drafts' covariance.
 
     The within-rating covariance is pooled over the drafts grouped by the rating they were
-    written for, shrunk towards its mean variance by `ridge`; the priors are equal.
+    written for, shrunk towards its mean variance by `ridge`. `priors` "equal" gives every
+    rating the same prior; "counts" takes them from the statistics' own (noisy) counts
+    column, so the judge reads a text as real data's mix would (post-processing: no
+    further privacy cost).
     """
     means = statistics[:, :-1] / np.maximum(statistics[:, -1:], 1.0)
     groups = [drafts[draft_ratings == r] for r in RATINGS if (draft_ratings == r).sum() > 1]
@@ -130,7 +135,13 @@ def discriminant(statistics: np.ndarray, drafts: np.ndarray, draft_ratings: np.n
     cov = np.atleast_2d(np.cov(within.T)) if len(within) > 1 else np.eye(drafts.shape[1])
     cov = cov + ridge * np.trace(cov) / len(cov) * np.eye(len(cov)) + 1e-12 * np.eye(len(cov))
     weights = np.linalg.solve(cov, means.T)
-    return weights, -0.5 * np.einsum("kd,dk->k", means, weights)
+    bias = -0.5 * np.einsum("kd,dk->k", means, weights)
+    if priors == "counts":
+        counts = np.maximum(statistics[:, -1], 1.0)  # noise can drive a rare rating's count below 1
+        bias = bias + np.log(counts / counts.sum())
+    elif priors != "equal":
+        raise ValueError(f"priors must be 'equal' or 'counts', got {priors!r}")
+    return weights, bias
 
 
 @dataclass(frozen=True)
@@ -151,19 +162,23 @@ class Judge:
 
 
 def fit_judge(private: np.ndarray, private_ratings: np.ndarray, units: np.ndarray, drafts: np.ndarray,
-              draft_ratings: np.ndarray, *, dims: int, scale: float | None) -> Judge:
+              draft_ratings: np.ndarray, *, dims: int, scale: float | None, priors: str = "equal") -> Judge:
     """The judge from the private rows' statistics, noised at `scale` (None: exact, non-private)."""
     mean, axes = public_basis(drafts, min(dims, drafts.shape[0] - 1, drafts.shape[1]))
     statistics = class_statistics((private - mean) @ axes, private_ratings, units)
     if scale is not None:
         statistics = noisy(statistics.ravel(), scale).reshape(statistics.shape)
-    weights, bias = discriminant(statistics, (drafts - mean) @ axes, draft_ratings)
+    weights, bias = discriminant(statistics, (drafts - mean) @ axes, draft_ratings, priors=priors)
     return Judge(mean, axes, weights, bias)
 
 
 def select(private: np.ndarray, private_ratings, units, drafts: np.ndarray, draft_ratings, *, method: str,
-           dims: int, targets: dict[int, int], n: int, epsilon: float | None, delta: float, seed: int) -> Selection:
-    """Score the drafts (`judge` or `votes`), keep n (targets: records per rating); epsilon None: no noise, non-private."""
+           dims: int, targets: dict[int, int], n: int, epsilon: float | None, delta: float, seed: int,
+           priors: str = "equal") -> Selection:
+    """Score the drafts (`judge` or `votes`), keep n (targets: records per rating); epsilon None: no noise, non-private.
+
+    `priors` is the judge's (see `discriminant`); votes ignore it.
+    """
     private_ratings, draft_ratings = np.asarray(private_ratings, dtype=int), np.asarray(draft_ratings, dtype=int)
     units = np.asarray(units)
     scale, rho = calibrate(epsilon, delta, 1.0) if epsilon is not None else (None, None)
@@ -174,7 +189,7 @@ def select(private: np.ndarray, private_ratings, units, drafts: np.ndarray, draf
         scores = np.zeros(len(drafts))
         what = None
     elif method == "judge":  # each draft's judged probability of the rating it was written for
-        judge = fit_judge(private, private_ratings, units, drafts, draft_ratings, dims=dims, scale=scale)
+        judge = fit_judge(private, private_ratings, units, drafts, draft_ratings, dims=dims, scale=scale, priors=priors)
         scores = judge.probabilities(drafts)[np.arange(len(drafts)), draft_ratings - 1]
         what = f"per-rating sums and counts of {dims} public principal coordinates"
     else:
@@ -216,7 +231,7 @@ def select_records(drafts, private, units: np.ndarray, target_ratings, *, n: int
         private["rating"].to_numpy(), units,
         embedder.encode(review_texts(drafts), desc="synthesize: selection (drafts)"), drafts["rating"].to_numpy(),
         method=params.method, dims=params.dims, targets=targets, n=n,
-        epsilon=params.epsilon if dp_enabled else None, delta=params.delta, seed=seed,
+        epsilon=params.epsilon if dp_enabled else None, delta=params.delta, seed=seed, priors=params.priors,
     )
     kept = drafts.iloc[chosen.keep].reset_index(drop=True)
     kept["review_id"] = [f"syn-{j}" for j in range(len(kept))]

@@ -175,3 +175,27 @@ def test_a_pool_no_larger_than_n_is_released_whole():
     out = select(DRAFTS, DRAFT_RATINGS, np.arange(4), DRAFTS[:2], DRAFT_RATINGS[:2], method="judge", dims=32,
                  targets={5: 2}, n=3, epsilon=1.0, delta=1e-6, seed=0)
     assert out.keep.tolist() == [0, 1] and out.judge is None and out.privacy["epsilon"] == 1.0
+
+
+def test_count_priors_tilt_an_ambiguous_text_towards_the_common_rating():
+    """A text halfway between the 1- and 5-star means is a coin flip with equal priors; with the
+    statistics' own counts (90 five-star rows to 10 one-star) the judge reads it as five stars at 9:1."""
+    means = np.array([[-1.0, 0.0], [0, 0], [0, 0], [0, 0], [1.0, 0.0]])
+    counts = np.array([10.0, 0.0, 0.0, 0.0, 90.0])
+    stats = np.hstack([means * counts[:, None], counts[:, None]])
+    drafts = np.array([[-1.0, 0.3], [-1.0, -0.3], [1.0, 0.3], [1.0, -0.3]])
+    written_for = np.array([1, 1, 5, 5])
+
+    def probs(priors):
+        weights, bias = discriminant(stats, drafts, written_for, priors=priors)
+        logits = np.zeros((1, 2)) @ weights + bias
+        p = np.exp(logits - logits.max())
+        return p[0] / p.sum()
+
+    equal, counted = probs("equal"), probs("counts")
+    assert equal[0] == pytest.approx(equal[4])
+    assert counted[4] / counted[0] == pytest.approx(9.0)
+    # the two absent ratings' counts (0) are floored at 1, never log(0)
+    assert np.isfinite(counted).all() and counted[1] > 0
+    with pytest.raises(ValueError, match="priors"):
+        discriminant(stats, drafts, written_for, priors="uniform")

@@ -174,7 +174,10 @@ def frontier_figure(points: pd.DataFrame):
     as a line, the zero-shot reference (no private text seen) as its own marker, zero-shot drafts chosen by the DP
     selection as another, the non-private run at the right edge.
 
-    `points` is what `frontier.frontier_points` returns. Utility is drawn for the LoRA
+    `points` is what `frontier.frontier_points` returns. Where several releases share an
+    epsilon (repeated runs of one setting), the line joins their means and each release is
+    a small dot beside it, so one release's draw does not read as the frontier's shape.
+    Utility is drawn for the LoRA
     classifier (solid) and, where logged, the TF-IDF one (dashed): they disagree often
     enough that one alone misleads.
 
@@ -203,7 +206,12 @@ def frontier_figure(points: pd.DataFrame):
                 continue
             suffix = f", {what}" if what else ""
             style, colour = ("o-", "C0") if k == 0 else ("s--", "C1")
-            ax.plot(private["epsilon"], private[column], style, color=colour, label=f"DP-SGD{suffix}")
+            # several releases at one epsilon: the line joins their means, each release is its own dot
+            releases = private[["epsilon", column]].dropna()
+            means = releases.groupby(releases["epsilon"].round(3))[column].mean()
+            ax.plot(means.index, means.to_numpy(), style, color=colour, label=f"DP-SGD{suffix}")
+            if len(releases) > len(means):
+                ax.scatter(releases["epsilon"], releases[column], s=12, color=colour, alpha=0.6, zorder=2)
             if k == 0:
                 for _, row in private.iterrows():
                     ax.annotate(str(row.get("name", "")), (row["epsilon"], row[column]), fontsize=7)

@@ -110,3 +110,17 @@ def test_an_earlier_table_adds_the_runs_this_store_lacks_and_loses_to_the_ones_i
     assert list(with_previous(points, previous, ["eps4", "zs"])["name"]) == ["zs", "eps4"]
     with pytest.raises(ValueError, match="lacks column"):
         with_previous(points, previous.drop(columns=["tfidf_ratio"]))
+
+
+def test_repeated_releases_at_one_epsilon_draw_their_mean_on_the_line_and_each_as_a_dot():
+    runs = [
+        _run("aaaaaaaa1", 1, "eps4-a", **{"privacy.epsilon": 4.0, "utility.ratio.lora.macro_f1": 0.6}),
+        _run("bbbbbbbb2", 2, "eps4-b", **{"privacy.epsilon": 4.0, "utility.ratio.lora.macro_f1": 0.8}),
+        _run("cccccccc3", 3, "eps8", **{"privacy.epsilon": 8.0, "utility.ratio.lora.macro_f1": 0.75}),
+    ]
+    utility_ax = frontier_figure(frontier_points(runs)).axes[0]
+    dp_line = next(line for line in utility_ax.get_lines() if line.get_label() == "DP-SGD, LoRA")
+    assert list(dp_line.get_xdata()) == [4.0, 8.0]
+    assert list(dp_line.get_ydata()) == pytest.approx([0.7, 0.75])
+    dots = [c.get_offsets().tolist() for c in utility_ax.collections if c.get_label().startswith("_")]
+    assert sorted(map(tuple, dots[0])) == [(4.0, 0.6), (4.0, 0.8), (8.0, 0.75)]

@@ -178,8 +178,9 @@ def test_a_pool_no_larger_than_n_is_released_whole():
 
 
 def test_count_priors_tilt_an_ambiguous_text_towards_the_common_rating():
-    """A text halfway between the 1- and 5-star means is a coin flip with equal priors; with the
-    statistics' own counts (90 five-star rows to 10 one-star) the judge reads it as five stars at 9:1."""
+    """Between the 1- and 5-star readings of a text halfway between their means, equal priors give even odds;
+    the statistics' own counts (90 five-star rows to 10 one-star) give 9:1 for five stars. (The three absent
+    ratings keep mean 0 and count 0, so only the 1-to-5 odds are compared.)"""
     means = np.array([[-1.0, 0.0], [0, 0], [0, 0], [0, 0], [1.0, 0.0]])
     counts = np.array([10.0, 0.0, 0.0, 0.0, 90.0])
     stats = np.hstack([means * counts[:, None], counts[:, None]])

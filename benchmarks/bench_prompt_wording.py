@@ -42,6 +42,12 @@ WORDINGS = {
     "qualified": {1: "terrible, and you regret buying it", 2: "poor: it mostly disappointed you",
                   3: "okay: some things were good, others were not", 4: "good, with one small drawback",
                   5: "excellent, and you love it"},
+    # 5 stars only; 1-4 as `mixed`. Real 5-star bodies mostly say what the product does ("fits well and seems
+    # sturdy"); the generator's are bare praise, and a classifier trained on them reads real 5s as 3s and 4s.
+    "specific": {1: "terrible", 2: "poor", 3: "okay, with good and bad points", 4: "good, but not perfect",
+                 5: "excellent: say what you use it for and what it does well"},
+    "caveat": {1: "terrible", 2: "poor", 3: "okay, with good and bad points", 4: "good, but not perfect",
+               5: "excellent, even if not flawless"},
 }
 BUT = re.compile(r"\bbut\b", re.IGNORECASE)
 

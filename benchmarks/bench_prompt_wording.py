@@ -35,19 +35,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-# "It was {word}." per rating; `mixed` is the stage's own table (None), `one-word` the one it replaced.
+# "It was {word}." per rating, as overrides of the stage's own table (`mixed`: none); `one-word` is the one it replaced.
 WORDINGS = {
     "one-word": {1: "terrible", 2: "poor", 3: "okay", 4: "good", 5: "excellent"},
-    "mixed": None,
+    "mixed": {},
     "qualified": {1: "terrible, and you regret buying it", 2: "poor: it mostly disappointed you",
                   3: "okay: some things were good, others were not", 4: "good, with one small drawback",
                   5: "excellent, and you love it"},
-    # 5 stars only; 1-4 as `mixed`. Real 5-star bodies mostly say what the product does ("fits well and seems
-    # sturdy"); the generator's are bare praise, and a classifier trained on them reads real 5s as 3s and 4s.
-    "specific": {1: "terrible", 2: "poor", 3: "okay, with good and bad points", 4: "good, but not perfect",
-                 5: "excellent: say what you use it for and what it does well"},
-    "caveat": {1: "terrible", 2: "poor", 3: "okay, with good and bad points", 4: "good, but not perfect",
-               5: "excellent, even if not flawless"},
+    # 5 stars only. Real 5-star bodies mostly say what the product does ("fits well and seems sturdy"); the
+    # generator's are bare praise, and a classifier trained on them reads real 5s as 3s and 4s.
+    "specific": {5: "excellent: say what you use it for and what it does well"},
+    "caveat": {5: "excellent, even if not flawless"},
 }
 BUT = re.compile(r"\bbut\b", re.IGNORECASE)
 
@@ -106,7 +104,7 @@ def main() -> None:
             seconds = None
         else:
             prompts.SENTIMENT.clear()
-            prompts.SENTIMENT.update(WORDINGS[name] or stage_wording)
+            prompts.SENTIMENT.update({**stage_wording, **WORDINGS[name]})
             start = time.perf_counter()
             try:
                 with tqdm(total=len(controls), desc=f"bench: {name}", unit="record", disable=None) as bar:
@@ -125,7 +123,7 @@ def main() -> None:
         judged = judge.judge((frame["title"].fillna("") + "\n" + frame["text"]).str.strip().tolist())
         bad = inconsistent(frame["rating"].to_numpy(), judged, low_max=c.low_max, high_min=c.high_min)
         sources[name], sources[f"{name} +consistency"] = frame, frame[~bad]
-        info[name] = {"wording": WORDINGS[name] or stage_wording, "seconds": seconds, "kept": len(frame),
+        info[name] = {"wording": {**stage_wording, **WORDINGS[name]}, "seconds": seconds, "kept": len(frame),
                       "consistency_kept": int((~bad).sum()),
                       "judge_spearman": round(float(pd.Series(judged).corr(frame["rating"].astype(float),
                                                                            method="spearman")), 3),

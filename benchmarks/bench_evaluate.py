@@ -13,6 +13,8 @@ do not depend on where the texts come from.
         --meta ../shared/data/amazon_reviews_2023/multi_category.2.7k.meta.jsonl.gz --out-dir /tmp/bench/extracted \
         --rejects /tmp/bench/extracted/rejects.jsonl --metrics /tmp/bench/extract.json
     python benchmarks/bench_evaluate.py --extracted /tmp/bench/extracted
+    python benchmarks/bench_evaluate.py --extracted data/anonymized --mia-only --generator models/generator
+        # the calibrated attack's scoring, on the splits evaluate scores: two full passes against the shared trunk
 """
 
 from __future__ import annotations
@@ -49,7 +51,11 @@ def main() -> int:
     parser.add_argument("--extracted", type=Path, required=True, help="an extract output folder")
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--candidates", type=int, default=None, help="exposure candidates (default: params)")
-    parser.add_argument("--max-len", type=int, default=64, help="generator tokens per record (synthesize.generator.max_seq_len)")
+    parser.add_argument("--max-len", type=int, default=128, help="generator tokens per record (synthesize.generator.max_seq_len)")
+    parser.add_argument("--generator", type=Path, default=None, metavar="DIR",
+                        help="score with a trained generator folder (models/generator) instead of the base model")
+    parser.add_argument("--mia-only", action="store_true",
+                        help="only the membership attack's scoring: both full passes against the shared-trunk pass")
     args = parser.parse_args()
     params, seed = load_section(args.params, "evaluate", EvaluateParams)
     s = params.samples
@@ -59,6 +65,9 @@ def main() -> int:
     n = s.text_records
     tr, te, sy = (f.sample(n=min(n, len(f)), random_state=seed).reset_index(drop=True) for f in (train, test, val))
     rows = []
+    if args.mia_only:
+        rows += mia_scoring(args, params, train, test, seed)
+        return _print(rows)
 
     # 1. embeddings at two truncation lengths
     embedder = Embedder(params.fidelity.embedding_model, batch_size=params.fidelity.embedding_batch_size)
@@ -131,6 +140,53 @@ def main() -> int:
         rows.append((f"exposure, 1 canary x {len(secrets)} candidates, full passes", secs_full,
                      f"exposure {privacy.exposure(full[0], full[1:])['exposure']:.2f} bits; rank corr {agree:.4f}"))
 
+    return _print(rows)
+
+
+def mia_scoring(args, params, train: pd.DataFrame, test: pd.DataFrame, seed: int) -> list[tuple[str, float, str]]:
+    """The calibrated attack's scoring of members and non-members: the previous path (the generator's and the
+    base model's full passes) against `scoring.paired_losses` (the trunk below the adapters run once)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from stages.synthesize.generator import ReviewGenerator
+    from stages.synthesize.loading import load_base
+
+    if args.generator is not None:
+        generator = ReviewGenerator.load_dir(args.generator)
+        model, tokenizer, what = generator.model, generator.tokenizer, str(args.generator)
+    else:  # the base with an adapter on its top 4 layers, non-zero as after training
+        model, tokenizer = load_base(GGUF, seed=seed)
+        n = model.config.num_hidden_layers
+        model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                                 layers_to_transform=list(range(n - 4, n))))
+        with torch.no_grad():
+            for name, weight in model.named_parameters():
+                if "lora_B" in name:
+                    weight.normal_(0, 1e-2, generator=torch.Generator().manual_seed(0))
+        what = "the base with a random top-4 adapter"
+    n, bs = params.samples.mia_records, params.privacy.mia_batch_size
+    sides = [train.sample(n=n, random_state=seed), test.sample(n=n, random_state=seed + 1)]
+
+    def previous():
+        return [(scoring.record_losses(model, tokenizer, f, max_len=args.max_len, batch_size=bs, desc="generator"),
+                 scoring.base_losses(model, tokenizer, f, max_len=args.max_len, batch_size=bs, desc="base model"))
+                for f in sides]
+
+    def paired():
+        return [scoring.paired_losses(model, tokenizer, f, max_len=args.max_len, batch_size=bs, desc="paired")
+                for f in sides]
+
+    old, secs_old = timed(previous)
+    new, secs_new = timed(paired)
+    gap = max(float(np.abs(a - b).max()) for pair_old, pair_new in zip(old, new) for a, b in zip(pair_old, pair_new))
+    label = f"MIA scoring, {n} members + {n} non-members x <= {args.max_len} tokens, {what}"
+    return [(f"{label}: generator and base model, full passes", secs_old, ""),
+            (f"{label}: shared trunk (paired_losses)", secs_new,
+             f"{secs_old / secs_new:.2f}x; largest loss difference {gap:.1e}")]
+
+
+def _print(rows) -> int:
     width = max(len(r[0]) for r in rows)
     print(f"\n{'what'.ljust(width)}  seconds  result")
     for what, secs, note in rows:

@@ -17,6 +17,9 @@
 
     .venv/bin/python benchmarks/bench_synthesize.py                   # SmolLM2-135M (GGUF)
     .venv/bin/python benchmarks/bench_synthesize.py --base tiny-llama # the test model
+    .venv/bin/python benchmarks/bench_synthesize.py --skip-training --generator models/generator \
+        --anonymized data/anonymized/train.parquet --gen-backends ctranslate2 --gen-batches 64 128
+        # the stage's trained generator (its short drafts leave a batch part-empty): batch sizes compared
 
 Reviews are read from the shared sample (never copied into the repository), or with
 `--anonymized data/anonymized/train.parquet` from the anonymize stage's output, bounded per
@@ -64,6 +67,12 @@ def parse_args():
                         "(e.g. data/anonymized/train.parquet after `dvc repro anonymize`), bounded to "
                         "--reviews-per-user per user and shuffled as synthesize does")
     p.add_argument("--reviews-per-user", type=int, default=5)
+    p.add_argument("--generator", type=Path, default=None, metavar="DIR",
+                   help="generate with a trained generator folder (e.g. models/generator after `dvc repro synthesize`) "
+                        "instead of the base with a fresh adapter: its drafts' lengths are the stage's")
+    p.add_argument("--gen-backends", nargs="+", default=["previous", "transformers", "ctranslate2"],
+                   choices=["previous", "transformers", "ctranslate2"],
+                   help="the generation paths to time (transformers runs bf16: emulated, very slow, on CPUs without it)")
     return p.parse_args()
 
 
@@ -256,11 +265,16 @@ def bench_generation(args, base, tok, controls):
     from stages.synthesize.engine import generate_records, generation_engine
     from stages.synthesize.params import GenerationParams, RayParams
 
-    model = fresh_model(args, base)
-    with torch.no_grad():  # a non-zero adapter, as after training, so that merging is not a no-op
-        for name, weight in model.named_parameters():
-            if "lora_B" in name:
-                weight.normal_(0, 1e-3, generator=torch.Generator().manual_seed(0))
+    if args.generator is not None:
+        from stages.synthesize.generator import ReviewGenerator
+
+        model = ReviewGenerator.load_dir(args.generator).model
+    else:
+        model = fresh_model(args, base)
+        with torch.no_grad():  # a non-zero adapter, as after training, so that merging is not a no-op
+            for name, weight in model.named_parameters():
+                if "lora_B" in name:
+                    weight.normal_(0, 1e-3, generator=torch.Generator().manual_seed(0))
     stage = GenerationParams(n_records=len(controls), oversample=1.0, batch_size=args.gen_batches[0],
                              max_new_tokens=args.gen_tokens, temperature=0.8, top_k=50, top_p=0.9,
                              repetition_penalty=1.1, guidance_scale=1.0, backend="transformers", dtype="bfloat16",
@@ -268,10 +282,12 @@ def bench_generation(args, base, tok, controls):
                              min_text_chars=10, engine="local", ray=RayParams(address=None, num_workers=1))
     previous = dataclasses.replace(stage, batch_size=32, dtype="float32", top_k=0, top_p=0.95,
                                    repetition_penalty=1.0, temperature=0.9)
-    paths = [("previous: PEFT model unmerged, fp32, batch 32", previous, lambda: model.eval())]
-    for batch in args.gen_batches:
+    paths = []
+    if "previous" in args.gen_backends:
+        paths.append(("previous: PEFT model unmerged, fp32, batch 32", previous, lambda: model.eval()))
+    for batch in args.gen_batches if "transformers" in args.gen_backends else []:
         paths.append((f"transformers: LoRA merged, bf16, batch {batch}", dataclasses.replace(stage, batch_size=batch), None))
-    for compute in ("int8", "float32"):
+    for compute in ("int8", "float32") if "ctranslate2" in args.gen_backends else ():
         for batch in args.gen_batches:
             paths.append((f"ctranslate2: LoRA merged, {compute}, batch {batch}",
                           dataclasses.replace(stage, backend="ctranslate2", dtype=compute, batch_size=batch), None))
@@ -340,12 +356,14 @@ def main():
 def _generation_only(args, base, tok, rows):
     controls = rows.head(args.gen_prompts).assign(text_chars=rows["text"].str.len())
     gen, samples, build_seconds = bench_generation(args, base, tok, controls)
-    print(f"\ngeneration, {args.gen_prompts} prompts, up to {args.gen_tokens} new tokens each; CPU load {os.getloadavg()[0]:.1f}")
-    print(f"{'mode':52s} {'tokens':>7s} {'seconds':>8s} {'tokens/s':>9s} {'x previous':>11s}")
+    print(f"\ngeneration by {args.generator or 'the base with a fresh adapter'}, {args.gen_prompts} prompts, up to "
+          f"{args.gen_tokens} new tokens each; CPU load {os.getloadavg()[0]:.1f}")
+    print(f"{'mode':52s} {'tokens':>7s} {'seconds':>8s} {'tokens/s':>9s} {'x first':>11s} {'s/draft':>8s}")
     first = None
     for name, (tokens, sec) in gen.items():
         first = first or tokens / sec
-        print(f"{name:52s} {tokens:7d} {sec:8.1f} {tokens / sec:9.1f} {tokens / sec / first:11.2f}")
+        print(f"{name:52s} {tokens:7d} {sec:8.1f} {tokens / sec:9.1f} {tokens / sec / first:11.2f} "
+              f"{sec / len(controls):8.3f}")
     print("one-off build (merge, cast or convert): " + ", ".join(f"{k} {v:.1f} s" for k, v in build_seconds.items()))
     for name, sample in samples.items():
         print(f"\ntwo records of {name}:")

@@ -54,7 +54,7 @@ def load_inputs(args, params, seed: int):
 
     from stages.evaluate.core import EvaluateInputs
     from stages.evaluate.embed import Embedder
-    from stages.evaluate.scoring import base_losses, canary_context, record_losses, suffix_losses
+    from stages.evaluate.scoring import canary_context, paired_losses, suffix_losses
     from stages.synthesize import SynthesizeParams
     from stages.synthesize.canaries import CANARY_USER_PREFIX
     from stages.synthesize.core import prepare_training
@@ -104,9 +104,7 @@ def load_inputs(args, params, seed: int):
         embed=lambda texts, desc: embedder.encode(texts, desc),
         analyze=anonymizer_analyzer(params.privacy.pii_entities, params.privacy.pii_score_threshold),
         canaries=canaries, mia_members=members,
-        record_losses=lambda frame, desc: record_losses(generator.model, generator.tokenizer, frame,
-                                                         max_len=max_len, batch_size=bs, desc=desc),
-        reference_losses=lambda frame, desc: base_losses(generator.model, generator.tokenizer, frame,
+        record_losses=lambda frame, desc: paired_losses(generator.model, generator.tokenizer, frame,
                                                          max_len=max_len, batch_size=bs, desc=desc),
         secret_losses=secret_losses, classify=classify, tfidf=tfidf,
     ), {"train": args.anonymized_dir / "train.parquet", "test": args.anonymized_dir / "test.parquet",

@@ -36,8 +36,8 @@ class EvaluateInputs:
     analyze: attacks.BatchAnalyzer | None  # the anonymizer's analyzer (batch)
     canaries: list[dict] = field(default_factory=list)
     mia_members: pd.DataFrame | None = None  # real rows the generator trained on
-    record_losses: Callable[[pd.DataFrame, str], np.ndarray] | None = None  # generator loss per record
-    reference_losses: Callable[[pd.DataFrame, str], np.ndarray] | None = None  # the same, base model (no adapter)
+    # per record: the generator's loss, and the base model's (no adapter; None where there is no base to calibrate by)
+    record_losses: Callable[[pd.DataFrame, str], tuple[np.ndarray, np.ndarray | None]] | None = None
     secret_losses: Callable[[Mapping, list[str]], np.ndarray] | None = None  # canary, secrets -> losses
     classify: Callable[[pd.DataFrame], np.ndarray] | None = None  # real-trained classifier -> ratings
     tfidf: Callable[[Sequence[str], np.ndarray], Any] | None = None  # fit a TF-IDF baseline
@@ -168,14 +168,12 @@ def run_evaluate(inputs: EvaluateInputs, params: EvaluateParams, *, seed: int) -
         n = min(s.mia_records, len(inputs.mia_members), len(inputs.test))
         members = _sample(inputs.mia_members, n, seed)
         nonmembers = _sample(inputs.test, n, seed + 1)
-        member_losses = inputs.record_losses(members, "mia members")
-        nonmember_losses = inputs.record_losses(nonmembers, "mia non-members")
+        member_losses, member_base = inputs.record_losses(members, "mia members")
+        nonmember_losses, nonmember_base = inputs.record_losses(nonmembers, "mia non-members")
         result = privacy.membership_inference(member_losses, nonmember_losses)
-        if inputs.reference_losses is not None:
-            result.update(privacy.calibrated_membership_inference(
-                member_losses, nonmember_losses,
-                inputs.reference_losses(members, "mia members, base model"),
-                inputs.reference_losses(nonmembers, "mia non-members, base model")))
+        if member_base is not None and nonmember_base is not None:
+            result.update(privacy.calibrated_membership_inference(member_losses, nonmember_losses, member_base,
+                                                                  nonmember_base))
         metrics.update({f"privacy.mia.{k}": v for k, v in result.items()})
     lap("mia")
 

@@ -45,6 +45,64 @@ def base_losses(model, tokenizer, frame: pd.DataFrame, *, max_len: int, batch_si
         return record_losses(model, tokenizer, frame, max_len=max_len, batch_size=batch_size, desc=desc)
 
 
+def _first_adapted_layer(model) -> int | None:
+    """The lowest decoder layer holding a LoRA weight (None: the model has no adapter)."""
+    from stages.synthesize.trunk import _inner
+
+    for index, layer in enumerate(_inner(model).model.layers):
+        if any("lora_" in name for name, _ in layer.named_parameters()):
+            return index
+    return None
+
+
+def paired_losses(model, tokenizer, frame: pd.DataFrame, *, max_len: int, batch_size: int,
+                  desc: str) -> tuple[np.ndarray, np.ndarray]:
+    """Each record's `record_losses` under the generator and under the base model (`base_losses`), in one pass.
+
+    The adapters sit on the top layers only, so the layers below them compute the same states
+    with the adapter on or off: they run once per record (`trunk.cache_trunk`, in order of
+    length), and only the adapted top layers and the head run twice. The losses are those of
+    the two full passes (to float rounding, about 1e-5). Models without that layout, and a
+    zero-shot generator (no adapter: it is its own base), are scored as before.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from stages.synthesize.encoding import encode_records
+    from stages.synthesize.trunk import batch_from_cache, cache_trunk, supports_trunk, top_model
+
+    if not hasattr(model, "disable_adapter"):  # zero-shot: the generator is the base model
+        own = record_losses(model, tokenizer, frame, max_len=max_len, batch_size=batch_size, desc=desc)
+        return own, own.copy()
+    split = _first_adapted_layer(model) if supports_trunk(model) else None
+    if split is None:
+        own = record_losses(model, tokenizer, frame, max_len=max_len, batch_size=batch_size, desc=desc)
+        base = base_losses(model, tokenizer, frame, max_len=max_len, batch_size=batch_size, desc=f"{desc}, base model")
+        return own, base
+    model.eval()
+    encoded = encode_records(tokenizer, frame, max_len)
+    with tqdm(total=3 * len(frame), desc=f"{desc} (trunk, generator, base model)", unit="record",
+              disable=None) as bar:
+        cache = cache_trunk(model, encoded, split, batch_size=batch_size, dtype=torch.float32, progress=bar)
+        top = top_model(model, split).eval()
+        order = sorted(range(len(frame)), key=lambda i: (len(cache.targets[i]), i))
+
+        def score() -> np.ndarray:
+            out = np.empty(len(frame), dtype=np.float64)
+            with torch.no_grad():
+                for start in range(0, len(order), batch_size):
+                    rows = order[start : start + batch_size]
+                    loss, _ = top(*batch_from_cache(cache, rows, torch.float32))
+                    out[rows] = loss.double().numpy()
+                    bar.update(len(rows))
+            return out
+
+        own = score()
+        with model.disable_adapter():
+            base = score()
+    return own, base
+
+
 def canary_context(canary: dict, tokenizer) -> tuple[str, str]:
     """(context, suffix template) of a canary's training example, split just before its secret.
 

@@ -54,7 +54,7 @@ def splits(sample_dir, tmp_path_factory):
 
 
 def test_run_evaluate_on_real_reviews(splits):
-    from stages.evaluate.scoring import canary_context, record_losses, suffix_losses
+    from stages.evaluate.scoring import canary_context, paired_losses, suffix_losses
     from stages.synthesize.filters import anonymizer_analyzer
     from stages.synthesize.loading import load_base
     from stages.train.baseline import TfidfBaseline
@@ -81,10 +81,8 @@ def test_run_evaluate_on_real_reviews(splits):
         embed=lambda texts, desc: embedder.encode(texts, desc),
         analyze=anonymizer_analyzer(PARAMS.privacy.pii_entities, 0.5),
         canaries=[canary], mia_members=train,
-        record_losses=lambda frame, desc: record_losses(model, tokenizer, frame, max_len=256, batch_size=8, desc=desc),
-        # the "base model" is the generator itself here: calibration must then cancel every loss
-        reference_losses=lambda frame, desc: record_losses(model, tokenizer, frame, max_len=256, batch_size=8,
-                                                           desc=desc),
+        # a zero-shot generator: its base model is itself, so calibration must cancel every loss
+        record_losses=lambda frame, desc: paired_losses(model, tokenizer, frame, max_len=256, batch_size=8, desc=desc),
         secret_losses=lambda c, secrets: suffix_losses(
             model, tokenizer, canary_context(c, tokenizer)[0],
             [canary_context(c, tokenizer)[1].format(secret=s) for s in secrets],

@@ -352,3 +352,33 @@ def test_base_losses_switch_the_lora_adapter_off_and_are_the_losses_of_a_zero_sh
     reference = scoring.base_losses(model, tokenizer, frame, max_len=256, batch_size=2, desc="reference")
     assert np.allclose(reference, plain, atol=1e-5)
     assert not np.allclose(adapted, plain, atol=1e-3)
+
+
+@pytest.mark.parametrize("layers", [[1], None], ids=["adapter on the top layer", "adapters on every layer"])
+def test_paired_losses_are_the_two_full_passes_with_the_trunk_run_once(layers):
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from stages.synthesize.loading import load_base
+
+    frame = pd.DataFrame({"rating": [5, 1, 3], "main_category": [None, None, "Electronics"],
+                          "title": ["Great case", "Broke", "Fine"],
+                          "text": ["Fits my phone well and the buttons work.", "Cracked after a week.",
+                                   "Does the job, though the cable is short and stiff."]})
+    base, tokenizer = load_base("tiny-llama", seed=0)
+    own, reference = scoring.paired_losses(base, tokenizer, frame, max_len=256, batch_size=2, desc="zero-shot")
+    plain = scoring.record_losses(base, tokenizer, frame, max_len=256, batch_size=2, desc="base")
+    assert np.array_equal(own, plain) and np.array_equal(reference, plain)  # zero-shot: its own base
+
+    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                            layers_to_transform=layers))
+    with torch.no_grad():
+        for name, weight in model.named_parameters():
+            if "lora_B" in name:
+                weight.normal_(0, 0.5, generator=torch.Generator().manual_seed(0))
+    own, reference = scoring.paired_losses(model, tokenizer, frame, max_len=256, batch_size=2, desc="paired")
+    full = scoring.record_losses(model, tokenizer, frame, max_len=256, batch_size=2, desc="adapted")
+    full_base = scoring.base_losses(model, tokenizer, frame, max_len=256, batch_size=2, desc="reference")
+    assert np.allclose(own, full, atol=1e-5) and np.allclose(reference, full_base, atol=1e-5)
+    assert not np.allclose(own, reference, atol=1e-3)  # the adapter counts
+    assert np.allclose(reference, plain, atol=1e-5)

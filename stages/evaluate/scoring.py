@@ -75,7 +75,7 @@ def paired_losses(model, tokenizer, frame: pd.DataFrame, *, max_len: int, batch_
         own = record_losses(model, tokenizer, frame, max_len=max_len, batch_size=batch_size, desc=desc)
         return own, own.copy()
     split = _first_adapted_layer(model) if supports_trunk(model) else None
-    if split is None:
+    if split is None or len(frame) == 0:
         own = record_losses(model, tokenizer, frame, max_len=max_len, batch_size=batch_size, desc=desc)
         base = base_losses(model, tokenizer, frame, max_len=max_len, batch_size=batch_size, desc=f"{desc}, base model")
         return own, base

@@ -382,3 +382,5 @@ def test_paired_losses_are_the_two_full_passes_with_the_trunk_run_once(layers):
     assert np.allclose(own, full, atol=1e-5) and np.allclose(reference, full_base, atol=1e-5)
     assert not np.allclose(own, reference, atol=1e-3)  # the adapter counts
     assert np.allclose(reference, plain, atol=1e-5)
+    empty = scoring.paired_losses(model, tokenizer, frame.iloc[:0], max_len=256, batch_size=2, desc="none")
+    assert [len(part) for part in empty] == [0, 0]

@@ -52,8 +52,8 @@ def main() -> int:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--candidates", type=int, default=None, help="exposure candidates (default: params)")
     parser.add_argument("--max-len", type=int, default=128, help="generator tokens per record (synthesize.generator.max_seq_len)")
-    parser.add_argument("--generator", type=Path, default=None, metavar="DIR",
-                        help="score with a trained generator folder (models/generator) instead of the base model")
+    parser.add_argument("--generator", type=Path, default=Path("models/generator"), metavar="DIR",
+                        help="--mia-only: the trained generator folder to score with (dvc repro synthesize writes it)")
     parser.add_argument("--mia-only", action="store_true",
                         help="only the membership attack's scoring: both full passes against the shared-trunk pass")
     args = parser.parse_args()
@@ -146,25 +146,10 @@ def main() -> int:
 def mia_scoring(args, params, train: pd.DataFrame, test: pd.DataFrame, seed: int) -> list[tuple[str, float, str]]:
     """The calibrated attack's scoring of members and non-members: the previous path (the generator's and the
     base model's full passes) against `scoring.paired_losses` (the trunk below the adapters run once)."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-
     from stages.synthesize.generator import ReviewGenerator
-    from stages.synthesize.loading import load_base
 
-    if args.generator is not None:
-        generator = ReviewGenerator.load_dir(args.generator)
-        model, tokenizer, what = generator.model, generator.tokenizer, str(args.generator)
-    else:  # the base with an adapter on its top 4 layers, non-zero as after training
-        model, tokenizer = load_base(GGUF, seed=seed)
-        n = model.config.num_hidden_layers
-        model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
-                                                 layers_to_transform=list(range(n - 4, n))))
-        with torch.no_grad():
-            for name, weight in model.named_parameters():
-                if "lora_B" in name:
-                    weight.normal_(0, 1e-2, generator=torch.Generator().manual_seed(0))
-        what = "the base with a random top-4 adapter"
+    generator = ReviewGenerator.load_dir(args.generator)  # says how to build one where the folder is missing
+    model, tokenizer, what = generator.model, generator.tokenizer, str(args.generator)
     n, bs = params.samples.mia_records, params.privacy.mia_batch_size
     sides = [train.sample(n=n, random_state=seed), test.sample(n=n, random_state=seed + 1)]
 

@@ -9,6 +9,7 @@ q = users per step / users, the same number of steps), drawn by Opacus' Poisson 
 with a seeded generator, and reports the largest difference between the states both computed.
 
     .venv/bin/python benchmarks/bench_trunk.py --anonymized data/anonymized/train.parquet   # SmolLM2-135M, the stage's shape
+    .venv/bin/python benchmarks/bench_trunk.py --anonymized data/anonymized/train.parquet --users 600   # half the users, same q
     .venv/bin/python benchmarks/bench_trunk.py --anonymized data/anonymized/train.parquet --base tiny-llama --lora-last-layers 1
 """
 
@@ -38,6 +39,9 @@ def parse_args():
     p.add_argument("--seq-len", type=int, default=128, help="synthesize.generator.max_seq_len")
     p.add_argument("--lora-last-layers", type=int, default=4, help="synthesize.generator.lora_last_layers")
     p.add_argument("--seed", type=int, default=0, help="the Poisson sampler's seed")
+    p.add_argument("--users", type=int, default=None,
+                   help="a seeded random N of the users only, with --batch scaled so that q (and so the share of "
+                        "users never sampled, (1 - q) ** steps) is the full run's")
     return p.parse_args()
 
 
@@ -57,6 +61,7 @@ def sampled_rows(units, plan, seed: int) -> list[list[int]]:
 
 
 def main():
+    import numpy as np
     import pandas as pd
     import torch
 
@@ -70,10 +75,16 @@ def main():
     frame = pd.read_parquet(args.anonymized)
     users = frame["user_id"].astype(str).to_numpy()
     frame = frame.iloc[bound_contributions(users, args.reviews_per_user, seed=0)].reset_index(drop=True)
+    batch = args.batch
+    if args.users:
+        everyone = frame["user_id"].astype(str).unique()
+        chosen = set(np.random.default_rng(0).choice(everyone, size=min(args.users, len(everyone)), replace=False))
+        batch = max(1, round(args.batch * len(chosen) / len(everyone)))
+        frame = frame[frame["user_id"].astype(str).isin(chosen)].reset_index(drop=True)
     units = unit_index(frame["user_id"].astype(str).to_numpy(), "user")
     gen = GeneratorParams(
         base_model=args.base, lora_r=4, lora_alpha=8, lora_dropout=0.0, target_modules=("q_proj", "v_proj"),
-        lora_last_layers=args.lora_last_layers, learning_rate=1e-3, epochs=args.epochs, batch_size=args.batch,
+        lora_last_layers=args.lora_last_layers, learning_rate=1e-3, epochs=args.epochs, batch_size=batch,
         max_seq_len=args.seq_len, max_train_rows=None, min_train_rows=1, eval_rows=1, train_dtype="float32",
         micro_batch_size=None, rating_weights=(1.0, 1.0, 1.0, 1.0, 1.0),
     )

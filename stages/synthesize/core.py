@@ -149,7 +149,7 @@ def run_synthesize(train: pd.DataFrame, val: pd.DataFrame, params: SynthesizePar
             trained = train_lora(model, encoded, units, gen, params.dp, seed=seed, progress=bar,
                                  weights=example_weights(rows["rating"].to_numpy(), gen.rating_weights))
         lap("train")
-        timings["train_trunk"] = round(trained.cache_seconds, 3)  # of "train": the frozen trunk, once per sampled example
+        timings["train_trunk"] = round(trained.cache_seconds, 3)  # of "train": the one pass of the frozen trunk
         after = held_out_loss(model, val_encoded, gen.batch_size) if len(val_rows) else None
         lap("eval")
     else:  # the zero-shot reference: the base model as it is
@@ -219,7 +219,6 @@ def run_synthesize(train: pd.DataFrame, val: pd.DataFrame, params: SynthesizePar
         **counts,
         "canaries": len(canaries),
         "train_examples_seen": trained.examples_seen,
-        "train_trunk_examples": trained.trunk_examples,  # of the training rows, those a step sampled (the trunk ran)
         "train_dtype": trained.dtype,
         "train_examples_per_second": round(trained.examples_seen / max(trained.seconds - trained.cache_seconds, 1e-9), 3)
         if trained.examples_seen else None,

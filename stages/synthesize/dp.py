@@ -8,8 +8,7 @@ into one gradient per unit before Opacus clips, averages and noises them, so the
 clipping bound, the sampling and hence the accountant's (epsilon, delta) are all per
 unit. With `user` each user keeps at most k reviews (see `bound_contributions`).
 
-The frozen trunk below the adapters runs once per example, the first time a step samples
-it (`trunk.LazyTrunk`: units Poisson never samples cost nothing); each step runs
+The frozen trunk below the adapters runs once (`trunk.cache_trunk`); each step runs
 only the adapted top layers and the head, optionally under bf16 autocast. Inside a step
 the sampled examples go through in micro-batches taken in order of length, each padded
 to its own longest example rather than to the batch's: the per-example gradients are
@@ -29,7 +28,7 @@ import numpy as np
 from stages.errors import PrivacyBudgetError
 from stages.synthesize.params import DPParams, GeneratorParams
 from stages.synthesize.encoding import Encoded, per_example_loss
-from stages.synthesize.trunk import LazyTrunk, batch_from_cache, split_index, supports_trunk, top_model
+from stages.synthesize.trunk import batch_from_cache, cache_trunk, split_index, supports_trunk, top_model
 
 
 def first_per_unit(units, k: int, order: np.ndarray) -> np.ndarray:
@@ -132,8 +131,7 @@ class TrainResult:
     steps: int = 0
     seconds: float = 0.0
     examples_seen: int = 0
-    cache_seconds: float = 0.0  # of `seconds`: the frozen trunk's (each example's states once)
-    trunk_examples: int = 0  # examples the trunk ran: those the steps sampled (0: no cached trunk)
+    cache_seconds: float = 0.0  # of `seconds`: the one pass of the frozen trunk
     privacy: dict = field(default_factory=dict)
     dtype: str | None = None  # the precision the steps ran in (train_dtype resolved); None: no training
 
@@ -238,20 +236,18 @@ def train_lora(model, encoded: Encoded, units: np.ndarray, gen: GeneratorParams,
 
     if supports_trunk(model):
         split = split_index(model, gen.lora_last_layers)
-        trunk = LazyTrunk(model, encoded, split, batch_size=32, dtype=torch.bfloat16 if bf16 else torch.float32,
-                          autocast=bf16)
+        cache = cache_trunk(model, encoded, split, batch_size=32, dtype=torch.bfloat16 if bf16 else torch.float32,
+                            autocast=bf16)
         trainee = top_model(model, split)
-        lengths = trunk.lengths
-        prepare = trunk.ensure
+        result.cache_seconds = time.perf_counter() - start
+
+        lengths = [len(t) for t in cache.targets]
 
         def batch_loss(net, rows):
-            return net(*batch_from_cache(trunk.cache, rows, torch.float32))
+            return net(*batch_from_cache(cache, rows, torch.float32))
     else:
-        trunk, trainee = None, model
+        trainee = model
         lengths = encoded.attention_mask.sum(dim=1).tolist()
-
-        def prepare(rows):
-            return None
 
         def batch_loss(net, rows):
             idx = torch.tensor(rows)
@@ -292,7 +288,6 @@ def train_lora(model, encoded: Encoded, units: np.ndarray, gen: GeneratorParams,
         rows = [r for u in sampled for r in members[u]]
         optimizer.zero_grad(set_to_none=True)
         if rows:
-            prepare(rows)
             chunks = micro_batches(rows, lengths, gen.micro_batch_size)
             rows, total = step_backward(net, batch_loss, chunks, params, private=dp.enabled, bf16=bf16, weights=weights)
             result.losses.append(total / len(rows))
@@ -306,8 +301,6 @@ def train_lora(model, encoded: Encoded, units: np.ndarray, gen: GeneratorParams,
         if progress is not None:
             progress.update(1)
     result.seconds = time.perf_counter() - start
-    if trunk is not None:
-        result.cache_seconds, result.trunk_examples = trunk.seconds, trunk.computed
 
     if dp.enabled:
         epsilon = float(accountant.get_epsilon(delta=dp.delta))

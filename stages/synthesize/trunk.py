@@ -2,9 +2,9 @@
 
 The LoRA adapters sit on the top `lora_last_layers` decoder layers, so everything below
 (the embeddings and the lower layers) is frozen and its output for a training example
-never changes. `cache_trunk` runs it once over every example (`LazyTrunk` once over each
-example a step samples, when it first does); each step then runs only the `top_model` (the
-adapted layers, the final norm and the head) on the cached states. The maths is the full model's: right padding under a causal mask leaves every real token's
+never changes. `cache_trunk` runs it once over every example; each step then runs only
+the `top_model` (the adapted layers, the final norm and the head) on the cached states. The
+maths is the full model's: right padding under a causal mask leaves every real token's
 states unchanged, and the head is applied only where a label is, which is all the loss
 reads. Opacus wraps the top model, so per-example gradients stay exact.
 
@@ -61,33 +61,6 @@ class TrunkCache:
     split: int
 
 
-def _fill(model, encoded: Encoded, rows: list[int], cache: TrunkCache, *, batch_size: int, dtype, autocast: bool,
-          progress=None) -> None:
-    """Run the trunk over `rows`, in batches of `batch_size` taken in the given order, into `cache`."""
-    import torch
-
-    inner = _inner(model)
-    body = inner.model
-    lengths = encoded.attention_mask.sum(dim=1)
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-        for start in range(0, len(rows), batch_size):
-            chunk = rows[start : start + batch_size]
-            width = max(1, int(max(lengths[i] for i in chunk)))
-            h = body.embed_tokens(encoded.input_ids[chunk, :width])
-            h = _run_layers(body, body.layers[: cache.split], h, inner.config)
-            for j, i in enumerate(chunk):
-                n = int(lengths[i])
-                cache.hidden[i] = h[j, :n].to(dtype).clone()
-                cache.targets[i] = torch.cat([encoded.labels[i, 1:], torch.full((1,), -100)])[:n].clone()
-            if progress is not None:
-                progress.update(len(chunk))
-
-
-def _by_length(encoded: Encoded, rows) -> list[int]:
-    lengths = encoded.attention_mask.sum(dim=1).tolist()
-    return sorted(rows, key=lambda i: (lengths[i], i))
-
-
 def cache_trunk(model, encoded: Encoded, split: int, *, batch_size: int, dtype, autocast: bool = False,
                 by_length: bool = True, progress=None) -> TrunkCache:
     """Run the frozen embeddings and layers [0, split) once over every example.
@@ -97,43 +70,28 @@ def cache_trunk(model, encoded: Encoded, split: int, *, batch_size: int, dtype, 
     `autocast` runs the layers under bf16 autocast (the states are stored as `dtype` anyway).
     `by_length=False` keeps the given order (the earlier pass, which the benchmark compares).
     """
-    n = len(encoded.input_ids)
-    cache = TrunkCache([None] * n, [None] * n, split)
-    rows = _by_length(encoded, range(n)) if by_length else list(range(n))
-    _fill(model, encoded, rows, cache, batch_size=batch_size, dtype=dtype, autocast=autocast, progress=progress)
-    return cache
+    import torch
 
-
-class LazyTrunk:
-    """The trunk's states of an example, computed the first time a step samples it, then kept.
-
-    Poisson sampling leaves some privacy units out of every step (at the default's q 0.053
-    over 36 steps, 14% of them), and their examples never need the trunk. The states of an
-    example do not depend on which examples share its batch (right padding under a causal
-    mask), so this computes what `cache_trunk` would, up to float rounding, for the examples
-    the steps read. `ensure` runs a step's new examples in order of length, `batch_size` at a time.
-    """
-
-    def __init__(self, model, encoded: Encoded, split: int, *, batch_size: int, dtype, autocast: bool = False):
-        n = len(encoded.input_ids)
-        self.cache = TrunkCache([None] * n, [None] * n, split)
-        self._model, self._encoded = model, encoded
-        self._options = {"batch_size": batch_size, "dtype": dtype, "autocast": autocast}
-        self.lengths = encoded.attention_mask.sum(dim=1).tolist()
-        self.seconds = 0.0  # spent in the trunk so far
-        self.computed = 0  # examples whose states have been computed
-
-    def ensure(self, rows) -> None:
-        """Compute the states of those of `rows` not yet cached."""
-        import time
-
-        missing = _by_length(self._encoded, {r for r in rows if self.cache.hidden[r] is None})
-        if not missing:
-            return
-        start = time.perf_counter()
-        _fill(self._model, self._encoded, missing, self.cache, **self._options)
-        self.seconds += time.perf_counter() - start
-        self.computed += len(missing)
+    inner = _inner(model)
+    body = inner.model
+    lengths = encoded.attention_mask.sum(dim=1).tolist()
+    targets_all = torch.cat([encoded.labels[:, 1:], torch.full((len(lengths), 1), -100)], dim=1)
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i)) if by_length else list(range(len(lengths)))
+    hidden: list[Any] = [None] * len(lengths)
+    targets: list[Any] = [None] * len(lengths)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            width = max(1, int(max(lengths[i] for i in rows)))
+            h = body.embed_tokens(encoded.input_ids[rows, :width])
+            h = _run_layers(body, body.layers[:split], h, inner.config)
+            for j, i in enumerate(rows):
+                n = lengths[i]
+                hidden[i] = h[j, :n].to(dtype).clone()
+                targets[i] = targets_all[i, :n].clone()
+            if progress is not None:
+                progress.update(len(rows))
+    return TrunkCache(hidden, targets, split)
 
 
 def top_model(model, split: int):

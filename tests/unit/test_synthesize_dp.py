@@ -49,32 +49,6 @@ def test_reported_epsilon_is_at_most_the_target_and_matches_an_independent_accou
     assert not any(p.requires_grad for n, p in model.named_parameters() if "lora_" not in n)
 
 
-def test_the_lazy_trunk_trains_as_the_full_model_does_and_skips_units_never_sampled(monkeypatch):
-    """The cached-trunk steps and the full model's give the same DP run; unsampled users cost no trunk pass."""
-    import stages.synthesize.dp as dp_module
-
-    # no LoRA dropout: its masks follow the padded shapes, which differ between the two paths
-    changes = {"generator.batch_size": 2, "generator.epochs": 1, "generator.lora_last_layers": 1,
-               "generator.lora_dropout": 0.0}
-    runs = {}
-    for path in ("trunk", "full"):
-        if path == "full":
-            monkeypatch.setattr(dp_module, "supports_trunk", lambda model: False)
-        torch.manual_seed(0)  # the LoRA A matrices' initialisation draws from the global generator
-        params, model, enc, frame = _setup(**changes)
-        units = unit_index(frame["user_id"].to_numpy(), "user")
-        result = train_lora(model, enc, units, params.generator, params.dp, seed=3)
-        runs[path] = (result, {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad})
-    (lazy, lazy_weights), (full, full_weights) = runs["trunk"], runs["full"]
-    assert lazy.privacy == full.privacy and lazy.examples_seen == full.examples_seen
-    assert lazy.losses == pytest.approx(full.losses, rel=1e-4)
-    for name, weight in lazy_weights.items():
-        assert torch.allclose(weight, full_weights[name], atol=1e-5), name
-    # q 0.1 over 10 steps leaves about a third of the 20 users out: their reviews never go through the trunk
-    assert 0 < lazy.trunk_examples < len(frame) and lazy.cache_seconds > 0
-    assert full.trunk_examples == 0 and full.cache_seconds == 0.0
-
-
 def test_lower_target_epsilon_means_more_noise():
     sigma_8 = noise_for_target(quick_params().dp, sample_rate=0.05, steps=100)
     sigma_1 = noise_for_target(quick_params(**{"dp.target_epsilon": 1.0}).dp, sample_rate=0.05, steps=100)

@@ -13,7 +13,7 @@ from stages.errors import ParamsError
 from stages.synthesize.engine import batch_seed, generate_batch, generate_records, generation_engine, generation_model
 from stages.synthesize.generator import attach_lora
 from stages.synthesize.loading import load_base
-from stages.synthesize.trunk import LazyTrunk, batch_from_cache, cache_trunk, split_index, top_model
+from stages.synthesize.trunk import batch_from_cache, cache_trunk, split_index, top_model
 from tests.unit.synthesize_helpers import quick_params, records
 
 CONTROLS = pd.DataFrame({"rating": [1, 2, 3, 4, 5], "main_category": ["Computers", None, "Computers", None, None],
@@ -122,24 +122,6 @@ def test_trunk_pass_by_length_keeps_each_examples_states_and_bf16_stays_close():
     exact, _ = top(*batch_from_cache(in_order, list(range(7)), torch.float32))
     approx, _ = top(*batch_from_cache(bf16, list(range(7)), torch.float32))
     assert torch.allclose(approx, exact, rtol=0.02)
-
-
-def test_lazy_trunk_computes_each_asked_example_once_and_as_the_whole_pass_does():
-    _, model, tok = _trained_lora(1)
-    enc = encode_records(tok, records(7), 320)
-    whole = cache_trunk(model, enc, 1, batch_size=3, dtype=torch.float32)
-    lazy = LazyTrunk(model, enc, 1, batch_size=2, dtype=torch.float32)
-    lazy.ensure([5, 1, 5])
-    assert lazy.computed == 2 and lazy.seconds > 0
-    assert [h is not None for h in lazy.cache.hidden] == [i in (1, 5) for i in range(7)]
-    lazy.ensure([1, 6, 0])  # 1 is kept, not recomputed
-    assert lazy.computed == 4
-    lazy.ensure([])
-    assert lazy.computed == 4
-    for i in (0, 1, 5, 6):
-        assert torch.allclose(lazy.cache.hidden[i], whole.hidden[i], atol=1e-5)
-        assert torch.equal(lazy.cache.targets[i], whole.targets[i])
-    assert lazy.lengths == enc.attention_mask.sum(dim=1).tolist()
 
 
 def test_guidance_samples_from_the_guided_distribution_towards_the_rating():

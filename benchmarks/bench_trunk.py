@@ -11,10 +11,10 @@ largest difference between the states both computed. The lazy pass runs `cache_t
 each step's new rows (by length, 32 at a time), as the stage would have to.
 
 Measured: the lazy pass is slower although it computes fewer rows, so the stage keeps the
-whole pass (README, "The trunk pass only where a step samples").
+whole pass (README, "The trunk pass only where a step samples: measured, and not taken").
 
     .venv/bin/python benchmarks/bench_trunk.py --anonymized data/anonymized/train.parquet --users 300   # a quarter of the users, same q
-    .venv/bin/python benchmarks/bench_trunk.py --anonymized data/anonymized/train.parquet   # every user: about twice the stage's trunk pass
+    .venv/bin/python benchmarks/bench_trunk.py --anonymized data/anonymized/train.parquet   # every user: the stage's whole pass, then the lazy one
 """
 
 from __future__ import annotations
@@ -77,10 +77,9 @@ def main():
     import torch
 
     from stages.synthesize.dp import bound_contributions, plan_steps, unit_index
-    from stages.synthesize.encoding import encode_records
+    from stages.synthesize.encoding import Encoded, encode_records
     from stages.synthesize.loading import load_base
     from stages.synthesize.params import DPParams, GeneratorParams
-    from stages.synthesize.encoding import Encoded
     from stages.synthesize.trunk import cache_trunk, split_index
 
     args = parse_args()

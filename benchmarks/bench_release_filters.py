@@ -5,9 +5,10 @@ fitted once and its sample gives the controls, and the generator writes `--pool`
 drafts once (seeded; saved in `--out-dir` and reused from there on a second run). Each arm
 then runs on those same drafts:
 
-- which of the public filters run: every filter of the stage by default; `-voice` and
-  `-consistency` switch the voice or the consistency judge off (the memorisation, assistant-,
-  seller-talk and PII filters always run: they are privacy or voice rules, not levers);
+- which of the public filters run: every filter of the stage by default; `-voice`,
+  `-consistency` and `-echo` switch the voice judge, the consistency judge or the prompt-echo
+  patterns off (the memorisation, assistant-, seller-talk and PII filters always run: they are
+  privacy or voice rules, not levers);
 - how large a pool the DP selection chooses from: `pool:K` keeps the drafts of the first
   K x n_records controls only (the pool `generation.oversample` K gives); the default is
   params.yaml's oversample;
@@ -19,7 +20,9 @@ then runs on those same drafts:
   `selection.dims`; the noise per statistic is the same at any K, since each unit's whole
   vector is clipped to norm 1);
 - the DP judge's priors: `priors:equal` or `priors:counts` (default params.yaml's
-  `selection.priors`).
+  `selection.priors`);
+- how far the asked rating is trusted against the judge's reading: `trust:T` (default
+  params.yaml's `selection.prompt_trust`; 1 never relabels a draft).
 
 An arm is `NAME=SPEC`, SPEC a comma list of those words (empty: the stage as configured).
 Each arm goes through the DP selection (params.yaml's method and epsilon) `--draws` times,
@@ -51,7 +54,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's stages/
 
-WORDS = ("-voice", "-consistency")
+WORDS = ("-voice", "-consistency", "-echo")
 PICKS = ("top", "sample", "random")
 PRIORS = ("equal", "counts")
 
@@ -71,13 +74,16 @@ def parse_args():
     return p.parse_args()
 
 
-def parse_arm(text: str, default_pool: float, default_dims: int,
-              default_priors: str) -> tuple[str, set[str], float, str, int, str]:
-    """NAME=SPEC -> (name, filters off, pool multiple, pick rule, judge dims, judge priors); an unknown word is an error."""
+def parse_arm(text: str, default_pool: float, default_dims: int, default_priors: str,
+              default_trust: float) -> tuple[str, set[str], float, str, int, str, float]:
+    """NAME=SPEC -> (name, filters off, pool multiple, pick rule, judge dims, judge priors, prompt trust);
+    an unknown word is an error."""
     name, _, spec = text.partition("=")
-    off, pool, pick, dims, priors = set(), default_pool, "top", default_dims, default_priors
+    off, pool, pick, dims, priors, trust = set(), default_pool, "top", default_dims, default_priors, default_trust
     for word in filter(None, (w.strip() for w in spec.split(","))):
-        if word.startswith("priors:") and word[len("priors:"):] in PRIORS:
+        if word.startswith("trust:"):
+            trust = float(word[len("trust:"):])
+        elif word.startswith("priors:") and word[len("priors:"):] in PRIORS:
             priors = word[len("priors:"):]
         elif word.startswith("dims:"):
             dims = int(word[len("dims:"):])
@@ -89,15 +95,16 @@ def parse_arm(text: str, default_pool: float, default_dims: int,
             off.add(word[1:])
         else:
             raise SystemExit(f"arm {name!r}: unknown word {word!r}; use {', '.join(WORDS)}, pool:K, dims:K, "
-                             f"priors:{'|'.join(PRIORS)} or pick:{'|'.join(PICKS)}")
-    return name, off, pool, pick, dims, priors
+                             f"trust:T, priors:{'|'.join(PRIORS)} or pick:{'|'.join(PICKS)}")
+    return name, off, pool, pick, dims, priors, trust
 
 
-def picked(chosen, ratings: np.ndarray, targets: dict[int, int], n: int, pick: str, *, seed: int) -> np.ndarray:
+def picked(chosen, targets: dict[int, int], n: int, pick: str, *, seed: int) -> np.ndarray:
     """The kept drafts under a pick rule, at the selection's rating mix: `top` is the selection's own keep;
-    the others rewrite its scores into keys for the same `top_per_rating`."""
+    the others rewrite its scores into keys for the same `top_per_rating` over the released ratings."""
     from stages.synthesize.selection import top_per_rating
 
+    ratings = chosen.ratings
     if pick == "top":
         return chosen.keep
     rng = np.random.default_rng(seed)
@@ -148,7 +155,8 @@ def main() -> None:
     train_params, _ = load_section(args.params, "train", TrainParams)
     train_params = dataclasses.replace(train_params, sources=("synthetic",))
     seed = int(yaml.safe_load(args.params.read_text())["seed"])
-    arms = [parse_arm(a, syn.generation.oversample, syn.selection.dims, syn.selection.priors) for a in args.arms]
+    arms = [parse_arm(a, syn.generation.oversample, syn.selection.dims, syn.selection.priors,
+                      syn.selection.prompt_trust) for a in args.arms]
     train, test = pd.read_parquet(args.train), pd.read_parquet(args.test)
     test_texts = classifier_texts(test, use_title=train_params.use_title)
 
@@ -170,26 +178,32 @@ def main() -> None:
     private = embedder.encode(review_texts(rows), desc="private rows")
 
     results, filtered_pools = [], {}
-    for name, off, pool, pick, dims, priors in arms:
+    for name, off, pool, pick, dims, priors, trust in arms:
         size = min(len(controls), math.ceil(n * pool))
         key = (frozenset(off), size)
         if key not in filtered_pools:  # arms that differ only in the selection share their filtered pool
             copy = {k: list(v[:size]) for k, v in written.items() if k in ("titles", "texts")}  # the filter edits titles
+            echo = on.filters.drop_prompt_echo and "echo" not in off
+            filters = dataclasses.replace(on.filters, drop_prompt_echo=echo)
             drafts, filtered = _filter_and_assemble(
-                controls.iloc[:size], copy, tabular, reference, syn, analyzer,
+                controls.iloc[:size], copy, tabular, reference, dataclasses.replace(syn, filters=filters), analyzer,
                 None if "consistency" in off else judge, None if "voice" in off else voice)
             filtered_pools[key] = drafts, filtered, embedder.encode(review_texts(drafts), desc=name)
         drafts, filtered, embedded = filtered_pools[key]
         for draw in range(args.draws):
             chosen = select(private, rows["rating"].to_numpy(), units, embedded, drafts["rating"].to_numpy(),
                             method=syn.selection.method, dims=dims, targets=targets, n=n,
-                            epsilon=syn.selection.epsilon, delta=syn.selection.delta, seed=seed, priors=priors)
-            keep = picked(chosen, drafts["rating"].to_numpy(), targets, n, pick, seed=seed + draw)
+                            epsilon=syn.selection.epsilon, delta=syn.selection.delta, seed=seed, priors=priors,
+                            prompt_trust=trust)
+            keep = picked(chosen, targets, n, pick, seed=seed + draw)
             released = drafts.iloc[keep].reset_index(drop=True)
+            released["rating"] = chosen.ratings[keep]
             tfidf = TfidfBaseline(train_params.tfidf, class_weighting=train_params.class_weighting, seed=seed).fit(
                 classifier_texts(released, use_title=train_params.use_title), released["rating"].to_numpy())
             report = classification_report(test["rating"].to_numpy(), tfidf.predict(test_texts))
-            row = {"arm": name, "off": sorted(off), "pool": pool, "pick": pick, "dims": dims, "priors": priors, "draw": draw, "drafts": len(drafts),
+            row = {"arm": name, "off": sorted(off), "pool": pool, "pick": pick, "dims": dims, "priors": priors,
+                   "trust": trust, "draw": draw, "drafts": len(drafts),
+                   "relabelled": int((chosen.ratings[keep] != drafts["rating"].to_numpy()[keep]).sum()),
                    "dropped": filtered["dropped"], "tfidf": report["macro_f1"],
                    **{f"tfidf_f1_{r}": report[f"f1_{r}"] for r in range(1, 6)}}
             for classifier_seed in args.lora_seeds:
@@ -204,7 +218,8 @@ def main() -> None:
     lora = [c for c in table if c.startswith("lora_seed")]
     if lora:
         table["lora"] = table[lora].mean(axis=1)
-    agg = {"drafts": ("drafts", "first"), "tfidf": ("tfidf", "mean"), "tfidf_sd": ("tfidf", "std"),
+    agg = {"drafts": ("drafts", "first"), "relabelled": ("relabelled", "mean"),
+           "tfidf": ("tfidf", "mean"), "tfidf_sd": ("tfidf", "std"),
            **{f"f1_{r}": (f"tfidf_f1_{r}", "mean") for r in range(1, 6)}, "fits": ("tfidf", "size")}
     if lora:
         agg.update(lora=("lora", "mean"), lora_sd=("lora", "std"))

@@ -87,7 +87,8 @@ LEDGER: tuple[LedgerEntry, ...] = (
     LedgerEntry(
         "synthesize.selection", "synthesize", "the training rows the generator saw (bounded per user, with the "
         "canaries): their titles, texts and ratings, through a public sentence encoder",
-        "which drafts become the released records (the best-scored of each rating)",
+        "which drafts become the released records (the best-scored of each rating) and, below prompt_trust 1, "
+        "the rating a draft the judge reads as another one is released under",
         "OpenDP Gaussian mechanism on the DP rating judge's per-rating statistics (method judge) or on a "
         "nearest-draft vote histogram (method votes), each unit's share clipped to L2 norm 1 (zCDP)",
         DP, "only the noisy statistics decide what is kept; the drafts, the principal axes and the encoder are "
@@ -136,6 +137,12 @@ LEDGER: tuple[LedgerEntry, ...] = (
         "regular-expression test of generated text", POST,
         "a function of the DP generator's output alone: no privacy cost",
         metrics=(f"{SYN}:dropped_seller_talk",)),
+    LedgerEntry(
+        "synthesize.prompt_echo_filter", "synthesize", "synthetic texts only (fixed patterns, stages/textchecks.py)",
+        "which synthetic texts are kept, the count of texts that carry the request's wording (\"a 5-star product\")",
+        "regular-expression test of generated text", POST,
+        "a function of the DP generator's output alone: no privacy cost",
+        metrics=(f"{SYN}:dropped_prompt_echo",)),
     LedgerEntry(
         "synthesize.voice_judge", "synthesize", "synthetic texts only (the judge is a public sentence encoder with "
         "fixed anchor sentences, stages/synthesize/voice.py)",

@@ -13,6 +13,13 @@ and the multi-category file) the patterns match 1 text (0.008%, a "please let me
 other buyers); on the 1,000 synthetic texts of `s24-default` (before this check existed) 43.
 The last two seller patterns and the two "give you a 5-star" / "here is my four-star score"
 assistant patterns came from reading `s26-default`'s records: 10 of its 1,000 texts, no real one.
+
+A prompt echo is the request's own wording carried into the text: "a 5-star product", "The
+5-star Amazon rating", "an Amazon customer review", "I'm happy to offer a 5-star review". Real
+buyers write such phrases too ("Absolutely a 5-star product."), but rarely: the patterns match
+23 of the shared sample's 12,764 real reviews (0.18%; Electronics and the multi-category
+file) against 78 of `s43-default`'s 1,000 synthetic texts (7.8%), where they are mostly the
+model talking about the rating instead of the product.
 """
 
 from __future__ import annotations
@@ -49,9 +56,23 @@ SELLER_TALK = re.compile(
 )
 
 
-# Voices that are not a buyer reviewing, by the name synthesize counts their drops under
-# (dropped_<name>) and evaluate flags them as quality problems; checked in this order.
-WRONG_VOICES = {"assistant_talk": ASSISTANT_TALK, "seller_talk": SELLER_TALK}
+_RATED = r"(?:[0-5](?:\.\d)?|one|two|three|four|five)"
+PROMPT_ECHO = re.compile(
+    "|".join((
+        # "a 5-star product", "the 4-star Amazon device", "a 5-star review" (not the others' "1-star reviews")
+        rf"\b{_RATED}[- ]star (?:amazon|customer|product|item|device|purchase|package|recommendation|rated|review\b)",
+        # "an Amazon customer review", "this Amazon product" (not "the Amazon product page")
+        r"\bamazon (?:customer |product )?(?:review|rating|customer|product)s?\b"
+        r"(?! (?:page|listing|said|says|say|state|states|stated))",
+        rf"\b(?:offer|give you|provide) (?:an? |my )?{_RATED}[- ]?star (?:rating|review)",
+    )),
+    re.IGNORECASE,
+)
+
+
+# Voices that are not a buyer reviewing (and the request echoed), by the name synthesize counts
+# their drops under (dropped_<name>) and evaluate flags them as quality problems; checked in this order.
+WRONG_VOICES = {"assistant_talk": ASSISTANT_TALK, "seller_talk": SELLER_TALK, "prompt_echo": PROMPT_ECHO}
 
 
 def wrong_voice(text: str | None, names=tuple(WRONG_VOICES)) -> str | None:
@@ -69,3 +90,8 @@ def is_assistant_talk(text: str | None) -> bool:
 def is_seller_talk(text: str | None) -> bool:
     """True when the text speaks as the seller or its support desk, not as a buyer reviewing."""
     return wrong_voice(text, ("seller_talk",)) is not None
+
+
+def is_prompt_echo(text: str | None) -> bool:
+    """True when the text carries the request's own wording ("a 5-star product", "Amazon customer review")."""
+    return wrong_voice(text, ("prompt_echo",)) is not None

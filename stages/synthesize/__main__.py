@@ -112,8 +112,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{m['generated_requested']} generated, {m['records_surplus_discarded']} surplus discarded; "
         f"(parse {m['dropped_parse']}, exact {m['dropped_exact_match']}, n-gram {m['dropped_ngram_overlap']}, "
         f"assistant talk {m['dropped_assistant_talk']}, seller talk {m['dropped_seller_talk']}, "
+        f"prompt echo {m['dropped_prompt_echo']}, "
         f"judged not a review {m['dropped_judged_not_review']}, inconsistent {m['dropped_inconsistent']}, "
-        f"PII {m['dropped_pii']} dropped); DP epsilon {eps}; val loss {m['val_loss']:.3f} "
+        f"PII {m['dropped_pii']} dropped; {m['selection_relabelled'] or 0} relabelled by the DP judge); "
+        f"DP epsilon {eps}; val loss {m['val_loss']:.3f} "
         f"(base {m['val_loss_base']:.3f}); {m['seconds']['total']:.0f}s"
     )
     return 0

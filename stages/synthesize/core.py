@@ -215,6 +215,7 @@ def run_synthesize(train: pd.DataFrame, val: pd.DataFrame, params: SynthesizePar
         "selection_enabled": selection is not None,
         "selection_noise_scale": selection["noise_scale"] if selection else None,
         "selection_drafts": selection["drafts"] if selection else None,
+        "selection_relabelled": selection["relabelled"] if selection else None,
         **{f"tabular_{k}": v for k, v in tabular.privacy_.items() if k not in ("epsilon", "delta", "rho")},
         **counts,
         "canaries": len(canaries),
@@ -265,10 +266,11 @@ def _filter_and_assemble(controls, written, tabular, reference, params, analyzer
     and PII-bearing texts; count each drop."""
     filters = params.filters
     memo = MemorisationFilter(reference, n=filters.ngram_n, max_overlap=filters.max_ngram_overlap)
-    dropped = {"exact_match": 0, "ngram_overlap": 0, "assistant_talk": 0, "seller_talk": 0, "judged_not_review": 0,
-               "inconsistent": 0, "pii": 0}
+    dropped = {"exact_match": 0, "ngram_overlap": 0, "assistant_talk": 0, "seller_talk": 0, "prompt_echo": 0,
+               "judged_not_review": 0, "inconsistent": 0, "pii": 0}
     voices = tuple(name for name, on in (("assistant_talk", filters.drop_assistant_talk),
-                                         ("seller_talk", filters.drop_seller_talk)) if on)
+                                         ("seller_talk", filters.drop_seller_talk),
+                                         ("prompt_echo", filters.drop_prompt_echo)) if on)
     entity_counts: dict[str, int] = {}
     candidates = []
     for i, text in enumerate(written["texts"]):

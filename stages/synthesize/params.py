@@ -169,6 +169,7 @@ class FilterParams:
     pii_score_threshold: float = bounded(min=0.0, max=1.0)
     drop_assistant_talk: bool  # drop texts that answer the prompt instead of being a review (stages/textchecks.py)
     drop_seller_talk: bool  # drop texts written as the shop or its support desk, not as a buyer (stages/textchecks.py)
+    drop_prompt_echo: bool  # drop texts that carry the request's wording ("a 5-star product"; stages/textchecks.py)
 
     def __post_init__(self):
         if not self.pii_entities:
@@ -205,6 +206,8 @@ class SelectionParams:
     method: Literal["judge", "votes"]  # judge: a DP linear discriminant scores each draft's rating; votes: Private Evolution
     dims: int = bounded(min=1, max=384)  # judge: principal axes of the drafts' embeddings it works in
     priors: Literal["equal", "counts"]  # judge: equal priors, or the rating mix of its own noisy counts
+    # judge: the weight of the asked rating against the judge's reading (selection.relabel); 1 never relabels
+    prompt_trust: float = bounded(min=0.2, max=1.0)
     epsilon: float = bounded(min=0.0)  # privacy-critical: the selection's budget (no default), composed into epsilon_total
     delta: float = bounded(min=0.0, max=1.0)  # privacy-critical
     embedding_model: str  # package:<name> or a sentence-transformers folder: a public encoder, never trained here

@@ -13,7 +13,9 @@ rating r (the first n_records sampled control rows' rating mix) are released.
   make a linear discriminant (equal priors, or with `priors` "counts" the rating mix of
   its own noisy counts). A draft's score is the judge's probability
   of the rating it was written for: the released texts are the ones real reviews of that
-  rating would be mistaken for. This is PATE's idea (a private teacher labels
+  rating would be mistaken for. With `prompt_trust` below 1 the judge also labels: a draft
+  it reads clearly as another rating is released under that rating (`relabel`), and
+  scored by its probability of it. This is PATE's idea (a private teacher labels
   non-private data) with one noisy teacher of sufficient statistics.
 - `votes`: each training row votes for the draft of its own rating nearest to it
   (cosine), each unit's votes clipped to L2 norm 1; the noisy histogram scores the drafts.
@@ -45,6 +47,7 @@ class Selection:
     scores: np.ndarray  # each draft's score: the judged probability of its rating, or its noisy vote count
     privacy: dict
     judge: Judge | None = None  # method judge: the fitted DP judge (a classifier in its own right)
+    ratings: np.ndarray | None = None  # each draft's released rating (the asked one unless the judge relabelled it)
 
 
 def clipped_votes(private: np.ndarray, private_ratings: np.ndarray, units: np.ndarray,
@@ -161,6 +164,22 @@ class Judge:
         return probs / probs.sum(axis=1, keepdims=True)
 
 
+def relabel(probabilities: np.ndarray, asked: np.ndarray, prompt_trust: float) -> np.ndarray:
+    """Each draft's rating: the judge's reading P(s | text) weighed against the rating the prompt asked for.
+
+    The prior is that a draft asked for r stars reads as r with probability `prompt_trust`
+    and as each other rating with (1 - trust) / 4; the label is the posterior's argmax. At
+    trust 1 every draft keeps its asked rating; lower, a draft the judge reads clearly as
+    another rating is released as that one instead of competing, mislabelled, for a place
+    (post-processing of the DP judge: no further privacy cost).
+    """
+    if not 0.2 <= prompt_trust <= 1.0:
+        raise ValueError(f"prompt_trust must lie in [0.2, 1] (0.2: the prompt carries no weight), got {prompt_trust}")
+    prior = np.full((5, 5), (1.0 - prompt_trust) / 4)
+    np.fill_diagonal(prior, prompt_trust)
+    return (probabilities * prior[asked - 1]).argmax(axis=1) + 1
+
+
 def fit_judge(private: np.ndarray, private_ratings: np.ndarray, units: np.ndarray, drafts: np.ndarray,
               draft_ratings: np.ndarray, *, dims: int, scale: float | None, priors: str = "equal") -> Judge:
     """The judge from the private rows' statistics, noised at `scale` (None: exact, non-private)."""
@@ -174,10 +193,12 @@ def fit_judge(private: np.ndarray, private_ratings: np.ndarray, units: np.ndarra
 
 def select(private: np.ndarray, private_ratings, units, drafts: np.ndarray, draft_ratings, *, method: str,
            dims: int, targets: dict[int, int], n: int, epsilon: float | None, delta: float, seed: int,
-           priors: str = "equal") -> Selection:
+           priors: str = "equal", prompt_trust: float = 1.0) -> Selection:
     """Score the drafts (`judge` or `votes`), keep n (targets: records per rating); epsilon None: no noise, non-private.
 
-    `priors` is the judge's (see `discriminant`); votes ignore it.
+    `priors` and `prompt_trust` are the judge's (see `discriminant`, `relabel`): below 1 a
+    draft may be released under the rating the judge reads in it, and is scored by the
+    judge's probability of that rating. Votes ignore both.
     """
     private_ratings, draft_ratings = np.asarray(private_ratings, dtype=int), np.asarray(draft_ratings, dtype=int)
     units = np.asarray(units)
@@ -188,9 +209,11 @@ def select(private: np.ndarray, private_ratings, units, drafts: np.ndarray, draf
     if len(drafts) <= n:  # nothing to choose: every draft goes out, and no private row is read
         scores = np.zeros(len(drafts))
         what = None
-    elif method == "judge":  # each draft's judged probability of the rating it was written for
+    elif method == "judge":  # each draft's judged probability of the rating it is released under
         judge = fit_judge(private, private_ratings, units, drafts, draft_ratings, dims=dims, scale=scale, priors=priors)
-        scores = judge.probabilities(drafts)[np.arange(len(drafts)), draft_ratings - 1]
+        probabilities = judge.probabilities(drafts)
+        draft_ratings = relabel(probabilities, draft_ratings, prompt_trust)
+        scores = probabilities[np.arange(len(drafts)), draft_ratings - 1]
         what = f"per-rating sums and counts of {dims} public principal coordinates"
     else:
         scores = clipped_votes(private, private_ratings, units, drafts, draft_ratings)
@@ -203,7 +226,7 @@ def select(private: np.ndarray, private_ratings, units, drafts: np.ndarray, draf
                else f"Gaussian (OpenDP) on {what}, L2 sensitivity 1 per unit" if scale is not None
                else f"none (exact {what}, non-private)"}
     keep = top_per_rating(scores, draft_ratings, targets, n, seed=seed)
-    return Selection(keep=keep, scores=scores, privacy=privacy, judge=judge)
+    return Selection(keep=keep, scores=scores, privacy=privacy, judge=judge, ratings=draft_ratings)
 
 
 def review_texts(frame) -> list[str]:
@@ -232,7 +255,10 @@ def select_records(drafts, private, units: np.ndarray, target_ratings, *, n: int
         embedder.encode(review_texts(drafts), desc="synthesize: selection (drafts)"), drafts["rating"].to_numpy(),
         method=params.method, dims=params.dims, targets=targets, n=n,
         epsilon=params.epsilon if dp_enabled else None, delta=params.delta, seed=seed, priors=params.priors,
+        prompt_trust=params.prompt_trust,
     )
     kept = drafts.iloc[chosen.keep].reset_index(drop=True)
+    relabelled = chosen.ratings[chosen.keep] != kept["rating"].to_numpy()
+    kept["rating"] = chosen.ratings[chosen.keep].astype(kept["rating"].dtype)
     kept["review_id"] = [f"syn-{j}" for j in range(len(kept))]
-    return kept, chosen.privacy
+    return kept, {**chosen.privacy, "relabelled": int(relabelled.sum())}

@@ -30,8 +30,8 @@ def test_synthesize_on_real_reviews(sample_dir, tmp_path):
     m = result.metrics
     assert m["train_rows_input"] == len(train) and m["val_rows"] == min(32, len(val))
     assert 0 < m["epsilon"] <= 8.0 and m["privacy_unit"] == "user"
-    dropped = sum(m[f"dropped_{k}"] for k in ("parse", "exact_match", "ngram_overlap", "assistant_talk",
-                                                "seller_talk", "judged_not_review", "inconsistent", "pii"))
+    dropped = sum(m[f"dropped_{k}"] for k in ("parse", "exact_match", "ngram_overlap", "assistant_talk", "seller_talk",
+                                                "prompt_echo", "judged_not_review", "inconsistent", "pii"))
     assert m["generated_requested"] == 12 == m["records_written"] + dropped + m["records_surplus_discarded"]  # 8 x 1.5
     assert m["records_written"] <= 8
     # the quick profile's DP selection chose them from every surviving draft, composed into the release's epsilon

@@ -80,7 +80,8 @@ VOCAB = text.build_vocabulary(["Great phone, works well. It stopped working afte
         ("It stopped working after a week", {"abrupt_ending"}),  # no final punctuation, whole word
         ("works well works well works well works well.", {"repeated_phrase"}),  # generation loop
         ("Great phone \x00\x01\x02\x03 \ufffd\ufffd.", {"non_text_chars"}),  # control / replacement chars
-        ("Here's a 5-star review of the phone: Great phone, works well.", {"assistant_talk"}),  # an answer
+        ("Here's a 5-star review of the phone: Great phone, works well.", {"assistant_talk", "prompt_echo"}),
+        ("The 5-star product was very good.", {"prompt_echo"}),  # the request's wording
         ("Great phone, and our customers love it.", {"seller_talk"}),  # the shop, not a buyer
     ],
 )

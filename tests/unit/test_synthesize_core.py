@@ -239,7 +239,7 @@ def test_dp_selection_writes_the_voted_drafts_and_composes_its_budget():
     result = run_synthesize(TRAIN, VAL, params, seed=3, analyzer=NoPII())
     m = result.metrics
     dropped = sum(m[f"dropped_{k}"] for k in ("parse", "exact_match", "ngram_overlap", "assistant_talk", "seller_talk",
-                                               "judged_not_review", "inconsistent", "pii"))
+                                               "prompt_echo", "judged_not_review", "inconsistent", "pii"))
     assert m["records_written"] == len(result.records) == 12
     assert m["generated_requested"] == 24 == m["records_written"] + m["records_surplus_discarded"] + dropped
     assert m["selection_enabled"] is True and m["selection_drafts"] == 24 - dropped and m["selection_noise_scale"] > 0

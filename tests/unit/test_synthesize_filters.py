@@ -124,12 +124,12 @@ def test_pipeline_filter_counts_every_drop_and_keeps_the_rest():
 
     analyzer = lambda texts: [[Flag()] if "555" in t else [] for t in texts]  # noqa: E731
     controls = pd.DataFrame({
-        "rating": [1, 2, 3, 4, 5, 4, 3], "helpful_vote": [0] * 7, "verified_purchase": [None] * 7,
-        "timestamp": pd.to_datetime(["2021-01-01"] * 7), "main_category": ["Computers"] * 7, "n_images": [0] * 7,
-        "price": [None] * 7, "title_chars": [None] * 7, "text_chars": [40] * 7,
+        "rating": [1, 2, 3, 4, 5, 4, 3, 5], "helpful_vote": [0] * 8, "verified_purchase": [None] * 8,
+        "timestamp": pd.to_datetime(["2021-01-01"] * 8), "main_category": ["Computers"] * 8, "n_images": [0] * 8,
+        "price": [None] * 8, "title_chars": [None] * 8, "text_chars": [40] * 8,
     })
     written = {
-        "titles": ["t0", "t1", "t2", "t3", "t4", "t5", "t6"],
+        "titles": ["t0", "t1", "t2", "t3", "t4", "t5", "t6", "t7"],
         "texts": [
             TRAINING[0],  # a copy
             "Honestly the battery lasts two full days and then some",  # long overlap
@@ -138,6 +138,7 @@ def test_pipeline_filter_counts_every_drop_and_keeps_the_rest():
             "A fresh sentence about a keyboard.",  # kept
             "Here's a 4-star review of the charger:",  # the model answering the prompt
             "I'm happy to work with you on our products.",  # the shop talking, not a buyer
+            "The 5-star product was very good.",  # the request's wording echoed
         ],
     }
     tabular = SimpleNamespace(null_columns_=["verified_purchase", "title_chars"])
@@ -145,16 +146,16 @@ def test_pipeline_filter_counts_every_drop_and_keeps_the_rest():
     records, counts = _filter_and_assemble(controls, dict(written, titles=list(written["titles"])), tabular,
                                            pd.Series(TRAINING), params, analyzer, None)
     assert counts["dropped"] == {"exact_match": 1, "ngram_overlap": 1, "assistant_talk": 1, "seller_talk": 1,
-                                 "judged_not_review": 0, "inconsistent": 0, "pii": 1}
+                                 "prompt_echo": 1, "judged_not_review": 0, "inconsistent": 0, "pii": 1}
     assert counts["pii_entities"] == {"PHONE_NUMBER": 1}
     assert list(records["text"]) == ["A fresh sentence about a keyboard."]
     assert list(records["rating"]) == [5] and records["title"].isna().all()  # no titles in the data: none invented
 
-    # With the assistant- and seller-talk filters off, those texts are kept (and counted nowhere).
+    # With the assistant-, seller-talk and prompt-echo filters off, those texts are kept (and counted nowhere).
     params = quick_params(**{"filters.ngram_n": 4, "filters.drop_assistant_talk": False,
-                             "filters.drop_seller_talk": False})
+                             "filters.drop_seller_talk": False, "filters.drop_prompt_echo": False})
     records, counts = _filter_and_assemble(controls, dict(written, titles=list(written["titles"])), tabular,
                                            pd.Series(TRAINING), params, analyzer, None)
-    assert counts["dropped"]["assistant_talk"] == 0 == counts["dropped"]["seller_talk"]
+    assert all(counts["dropped"][k] == 0 for k in ("assistant_talk", "seller_talk", "prompt_echo"))
     assert list(records["text"]) == ["A fresh sentence about a keyboard.", "Here's a 4-star review of the charger:",
-                                     "I'm happy to work with you on our products."]
+                                     "I'm happy to work with you on our products.", "The 5-star product was very good."]

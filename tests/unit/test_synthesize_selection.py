@@ -12,6 +12,7 @@ from stages.synthesize.selection import (
     discriminant,
     fit_judge,
     noisy,
+    relabel,
     select,
     top_per_rating,
 )
@@ -200,3 +201,36 @@ def test_count_priors_tilt_an_ambiguous_text_towards_the_common_rating():
     assert np.isfinite(counted).all() and counted[1] > 0
     with pytest.raises(ValueError, match="priors"):
         discriminant(stats, drafts, written_for, priors="uniform")
+
+
+def test_relabel_weighs_the_judges_reading_against_the_asked_rating():
+    """A draft asked for 5 stars that the judge reads 0.9 as 1 star is released as 1 star at trust 0.7
+    (posterior odds 0.9 * 0.075 : 0.05 * 0.7); one read 0.6 / 0.4 keeps its 5 stars; a 4-star draft read 0.9 as
+    5 stars keeps its 4 (0.9 * 0.075 < 0.1 * 0.7), read 0.95 it goes to 5; trust 1 keeps every asked rating."""
+    probs = np.array([[0.9, 0.0, 0.0, 0.05, 0.05],
+                      [0.6, 0.0, 0.0, 0.0, 0.4],
+                      [0.0, 0.0, 0.0, 0.1, 0.9],
+                      [0.0, 0.0, 0.0, 0.05, 0.95]])
+    asked = np.array([5, 5, 4, 4])
+    assert relabel(probs, asked, 0.7).tolist() == [1, 5, 4, 5]
+    assert relabel(probs, asked, 1.0).tolist() == [5, 5, 4, 4]
+    assert relabel(probs, asked, 0.2).tolist() == probs.argmax(axis=1).__add__(1).tolist()  # the judge alone
+    with pytest.raises(ValueError, match="prompt_trust"):
+        relabel(probs, asked, 0.1)
+
+
+def test_the_judge_releases_a_misread_draft_under_the_rating_it_reads_as():
+    """Drafts written for the opposite rating are kept at trust 1 only if they score well; at trust 0.5 the
+    clearly misread ones are relabelled, so the released ratings match the texts' own more often."""
+    rng = np.random.default_rng(8)
+    private, private_ratings = _two_topics(rng, 600)
+    drafts, truth = _two_topics(rng, 200)
+    written_for = np.where(np.arange(200) % 4 == 0, 6 - truth, truth)  # a quarter of the drafts: the opposite rating
+    kwargs = dict(method="judge", dims=6, targets={1: 50, 5: 50}, n=100, epsilon=None, delta=1e-6, seed=0)
+    kept = select(private, private_ratings, np.arange(600), drafts, written_for, prompt_trust=1.0, **kwargs)
+    assert (kept.ratings == written_for).all()
+    relabelled = select(private, private_ratings, np.arange(600), drafts, written_for, prompt_trust=0.5, **kwargs)
+    assert (relabelled.ratings != written_for).sum() > 30  # most of the 50 misread drafts
+    assert (relabelled.ratings == truth).mean() > 0.95
+    released = relabelled.ratings[relabelled.keep]
+    assert (released == 1).sum() == 50 == (released == 5).sum()  # the targets hold over the released ratings

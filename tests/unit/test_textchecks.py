@@ -1,10 +1,11 @@
-"""The assistant- and seller-talk checks: an instruct model answering the request, or speaking as the shop."""
+"""The assistant- and seller-talk and prompt-echo checks: an instruct model answering the request, speaking as the shop,
+or carrying the request's own wording."""
 
 from __future__ import annotations
 
 import pytest
 
-from stages.textchecks import is_assistant_talk, is_seller_talk
+from stages.textchecks import is_assistant_talk, is_prompt_echo, is_seller_talk, wrong_voice
 
 
 @pytest.mark.parametrize("text", [
@@ -66,3 +67,33 @@ def test_the_shop_talking_is_seller_talk(text):
 ])
 def test_buyers_are_not_seller_talk(text):
     assert not is_seller_talk(text)
+
+
+@pytest.mark.parametrize("text", [
+    "The 5-star Amazon rating on the third photo confirms it.",  # s43-default's records
+    "I got a 5-star product! This is something that they would love.",
+    "The 4-star product was very good.",
+    "I have a 5-star and the top rated Amazon customer review",
+    "This Amazon product is great.",
+    "I'd like to offer a 4.5 star rating for this Amazon product",
+    "My favorite five-star device.",
+])
+def test_the_requests_wording_is_a_prompt_echo(text):
+    assert is_prompt_echo(text)
+
+
+@pytest.mark.parametrize("text", [
+    "I gave it 5 stars because the battery lasts two days.",
+    "I'd give it 5 stars if I could.",
+    "I always read the 1-star reviews before buying anything.",  # the other buyers' reviews
+    "The Amazon product page says it fits the 2019 model.",
+    "Bought it on Amazon, great price.",
+    "",
+    None,
+])
+def test_buyers_rating_talk_is_not_a_prompt_echo(text):
+    assert not is_prompt_echo(text)
+
+
+def test_an_echo_in_an_answer_counts_as_assistant_talk_first():
+    assert wrong_voice("Here's a 5-star review of the case: a 5-star product.") == "assistant_talk"

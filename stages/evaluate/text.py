@@ -184,7 +184,11 @@ def quality_report(texts: Sequence[str], vocabulary: frozenset[str]) -> dict[str
 
 
 def label_fidelity(conditioned: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
-    """How often the real-trained classifier recovers the rating each synthetic text was conditioned on."""
+    """How often the real-trained classifier recovers each synthetic record's rating.
+
+    That is the rating its text was conditioned on, or the DP judge's where the selection
+    relabelled the draft (synthesize.selection.prompt_trust below 1).
+    """
     conditioned, predicted = np.asarray(conditioned), np.asarray(predicted)
     return {
         "accuracy": float((conditioned == predicted).mean()) if len(conditioned) else float("nan"),

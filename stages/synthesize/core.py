@@ -9,10 +9,12 @@
 4. n_records x oversample structured rows are sampled; the LM writes each one's title
    and body (LoRA merged, bf16, fixed seeded batches).
 5. The privacy filters drop memorised and PII-bearing texts, the voice checks texts that
-   are not a buyer's (fixed patterns, and the voice judge when enabled), and the consistency
-   filter (when enabled) texts that read the opposite of their rating; every drop is counted.
-6. DP selection (when enabled): the training rows vote for their nearest surviving draft,
-   and the n_records most-voted drafts (at the sampled rating mix) are written. Without it
+   are not a buyer's or echo the request (fixed patterns, and the voice judge when enabled),
+   and the consistency filter (when enabled) texts that read the opposite of their rating;
+   every drop is counted.
+6. DP selection (when enabled): a DP rating judge fitted on the training rows scores each
+   surviving draft (and, below prompt_trust 1, relabels the ones it reads as another
+   rating), and the n_records best (at the sampled rating mix) are written. Without it
    the first n_records survivors are. Either way the surplus is counted and discarded.
 """
 
@@ -262,8 +264,8 @@ def public_judges(params: SynthesizeParams, judge: RatingJudge | None,
 
 def _filter_and_assemble(controls, written, tabular, reference, params, analyzer, judge,
                          voice=None) -> tuple[pd.DataFrame, dict]:
-    """Drop memorised, assistant- or seller-talk, judged not a review (voice given), inconsistent (judge given)
-    and PII-bearing texts; count each drop."""
+    """Drop memorised, assistant- or seller-talk, prompt-echo, judged not a review (voice given), inconsistent
+    (judge given) and PII-bearing texts; count each drop."""
     filters = params.filters
     memo = MemorisationFilter(reference, n=filters.ngram_n, max_overlap=filters.max_ngram_overlap)
     dropped = {"exact_match": 0, "ngram_overlap": 0, "assistant_talk": 0, "seller_talk": 0, "prompt_echo": 0,

@@ -206,7 +206,7 @@ class SelectionParams:
     method: Literal["judge", "votes"]  # judge: a DP linear discriminant scores each draft's rating; votes: Private Evolution
     dims: int = bounded(min=1, max=384)  # judge: principal axes of the drafts' embeddings it works in
     priors: Literal["equal", "counts"]  # judge: equal priors, or the rating mix of its own noisy counts
-    # judge: the weight of the asked rating against the judge's reading (selection.relabel); 1 never relabels
+    # judge: the weight of the asked rating against the judge's reading (selection.py: relabel); 1 never relabels
     prompt_trust: float = bounded(min=0.2, max=1.0)
     epsilon: float = bounded(min=0.0)  # privacy-critical: the selection's budget (no default), composed into epsilon_total
     delta: float = bounded(min=0.0, max=1.0)  # privacy-critical

@@ -180,6 +180,32 @@ def relabel(probabilities: np.ndarray, asked: np.ndarray, prompt_trust: float) -
     return (probabilities * prior[asked - 1]).argmax(axis=1) + 1
 
 
+def refill_short_ratings(labels: np.ndarray, asked: np.ndarray, probabilities: np.ndarray,
+                         targets: dict[int, int]) -> np.ndarray:
+    """Undo the relabels that leave a rating short of its target: such a rating takes back the drafts asked
+    for it that the judge moved elsewhere, those the judge gives it most probability first.
+
+    Relabelling must not change the released rating mix. A judge whose noise swamps its
+    statistics (little data, a generator that writes noise) reads every draft as one
+    rating, and would otherwise release nothing else. Reverting can leave the rating the
+    drafts had moved to short in turn, so this repeats until nothing changes; every pass
+    only reverts relabels, so it ends.
+    """
+    labels = labels.copy()
+    changed = True
+    while changed:
+        changed = False
+        for rating, target in sorted(targets.items()):
+            short = target - int((labels == rating).sum())
+            moved = np.flatnonzero((asked == rating) & (labels != rating))
+            if short <= 0 or not len(moved):
+                continue
+            back = moved[np.argsort(-probabilities[moved, rating - 1], kind="stable")][:short]
+            labels[back] = rating
+            changed = True
+    return labels
+
+
 def fit_judge(private: np.ndarray, private_ratings: np.ndarray, units: np.ndarray, drafts: np.ndarray,
               draft_ratings: np.ndarray, *, dims: int, scale: float | None, priors: str = "equal") -> Judge:
     """The judge from the private rows' statistics, noised at `scale` (None: exact, non-private)."""
@@ -198,7 +224,8 @@ def select(private: np.ndarray, private_ratings, units, drafts: np.ndarray, draf
 
     `priors` and `prompt_trust` are the judge's (see `discriminant`, `relabel`): below 1 a
     draft may be released under the rating the judge reads in it, and is scored by the
-    judge's probability of that rating. Votes ignore both.
+    judge's probability of that rating, as long as every rating keeps enough drafts for
+    its target (`refill_short_ratings`). Votes ignore both.
     """
     private_ratings, draft_ratings = np.asarray(private_ratings, dtype=int), np.asarray(draft_ratings, dtype=int)
     units = np.asarray(units)
@@ -212,7 +239,8 @@ def select(private: np.ndarray, private_ratings, units, drafts: np.ndarray, draf
     elif method == "judge":  # each draft's judged probability of the rating it is released under
         judge = fit_judge(private, private_ratings, units, drafts, draft_ratings, dims=dims, scale=scale, priors=priors)
         probabilities = judge.probabilities(drafts)
-        draft_ratings = relabel(probabilities, draft_ratings, prompt_trust)
+        draft_ratings = refill_short_ratings(relabel(probabilities, draft_ratings, prompt_trust), draft_ratings,
+                                             probabilities, targets)
         scores = probabilities[np.arange(len(drafts)), draft_ratings - 1]
         what = f"per-rating sums and counts of {dims} public principal coordinates"
     else:

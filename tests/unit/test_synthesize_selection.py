@@ -12,6 +12,7 @@ from stages.synthesize.selection import (
     discriminant,
     fit_judge,
     noisy,
+    refill_short_ratings,
     relabel,
     select,
     top_per_rating,
@@ -234,3 +235,28 @@ def test_the_judge_releases_a_misread_draft_under_the_rating_it_reads_as():
     assert (relabelled.ratings == truth).mean() > 0.95
     released = relabelled.ratings[relabelled.keep]
     assert (released == 1).sum() == 50 == (released == 5).sum()  # the targets hold over the released ratings
+
+
+def test_relabelling_never_leaves_a_rating_short_of_its_target():
+    """A judge that reads every draft as 5 stars (noise swamping tiny statistics) would relabel them all: the
+    1- and 3-star targets take back their own drafts, the most 1- (3-)star-looking first, and the mix holds."""
+    asked = np.array([1, 1, 1, 3, 3, 5, 5, 5])
+    probs = np.tile([0.01, 0.0, 0.0, 0.0, 0.99], (8, 1))
+    probs[1, 0] = 0.05  # the most 1-star-looking of the 1-star drafts
+    labels = relabel(probs, asked, 0.7)
+    assert (labels == 5).all()
+    refilled = refill_short_ratings(labels, asked, probs, {1: 2, 3: 2, 5: 3})
+    assert refilled.tolist() == [1, 1, 5, 3, 3, 5, 5, 5]  # draft 1 first, then draft 0 (stable order); draft 2 stays 5
+    # a rating already at its target keeps the judge's labels
+    assert refill_short_ratings(labels, asked, probs, {5: 8}).tolist() == labels.tolist()
+
+
+def test_an_uninformative_judge_keeps_the_rating_mix():
+    """Drafts that carry no rating signal at all, under heavy noise: the released ratings still meet every target."""
+    rng = np.random.default_rng(9)
+    private, private_ratings = _unit(rng.normal(size=(40, 6))), rng.choice([1, 3, 5], 40)
+    drafts, asked = _unit(rng.normal(size=(60, 6))), np.repeat([1, 3, 5], 20)
+    out = select(private, private_ratings, np.arange(40), drafts, asked, method="judge", dims=4,
+                 targets={1: 10, 3: 10, 5: 10}, n=30, epsilon=0.1, delta=1e-6, seed=0, prompt_trust=0.7)
+    released = out.ratings[out.keep]
+    assert sorted(np.unique(released, return_counts=True)[1].tolist()) == [10, 10, 10]

@@ -183,8 +183,8 @@ def main() -> None:
         key = (frozenset(off), size)
         if key not in filtered_pools:  # arms that differ only in the selection share their filtered pool
             copy = {k: list(v[:size]) for k, v in written.items() if k in ("titles", "texts")}  # the filter edits titles
-            echo = on.filters.drop_prompt_echo and "echo" not in off
-            filters = dataclasses.replace(on.filters, drop_prompt_echo=echo)
+            echo = syn.filters.drop_prompt_echo and "echo" not in off
+            filters = dataclasses.replace(syn.filters, drop_prompt_echo=echo)
             drafts, filtered = _filter_and_assemble(
                 controls.iloc[:size], copy, tabular, reference, dataclasses.replace(syn, filters=filters), analyzer,
                 None if "consistency" in off else judge, None if "voice" in off else voice)

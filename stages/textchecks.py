@@ -45,8 +45,10 @@ ASSISTANT_TALK = re.compile(
 SELLER_TALK = re.compile(
     "|".join((
         r"\b(?:happy|glad|pleased) to (?:help|assist|work with|serve|provide|answer|hear)\b",  # support-desk voice
-        r"\bour (?:customers?|clients?|company|store|shop|team|products?|product range|services?)\b",  # the shop's "our"
+        r"\bour (?:customers?|clients?|company|store|shop|team|brand|products?|product range|services?)\b",  # the shop's "our"
+        r"\bour (?:amazing|awesome|best|finest|latest|little|new|newest|own|small) (?:products?|brand|business|company)\b",
         r"\bthe customer (?:is|was|purchased|bought|gave|has|had|loves?|wants?)\b",  # the buyer in the third person
+        r"\bthe (?:original )?customer(?:'|\u2019)s\b",  # "The original customer's answer is worth ..."
         r"\b(?:thank you|thanks) for (?:your|the) (?:purchase|order|business|review|feedback|interest)\b",
         r"\bplease (?:let (?:me|us) know|contact us|check your)\b",
         r"\b(?:glad|happy|pleased) (?:that )?you (?:like|liked|love|loved|enjoy|enjoyed)\b",  # "I'm glad you liked it!"

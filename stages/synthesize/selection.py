@@ -46,8 +46,8 @@ class Selection:
     keep: np.ndarray  # indices into the drafts, in the order they are released
     scores: np.ndarray  # each draft's score: the judged probability of its rating, or its noisy vote count
     privacy: dict
+    ratings: np.ndarray  # each draft's released rating (the asked one unless the judge relabelled it)
     judge: Judge | None = None  # method judge: the fitted DP judge (a classifier in its own right)
-    ratings: np.ndarray | None = None  # each draft's released rating (the asked one unless the judge relabelled it)
 
 
 def clipped_votes(private: np.ndarray, private_ratings: np.ndarray, units: np.ndarray,

@@ -48,6 +48,10 @@ def test_reviews_are_not(text):
     "I'm glad you liked the product!",
     "I am happy to tell you that I have been pleased with my purchase.",
     "This product is great and has been highly praised by our team.",
+    # released by s46-default, and quoted back as the shop talking
+    "I'd love to hear about the wonderful customer experience you've had with our amazing product.",
+    "This product is great. The sound of our brand on TV in your home really helped.",
+    "The original customer's answer is worth a 3-star rating.",
 ])
 def test_the_shop_talking_is_seller_talk(text):
     assert is_seller_talk(text)
@@ -57,6 +61,10 @@ def test_the_shop_talking_is_seller_talk(text):
 @pytest.mark.parametrize("text", [
     "Great phone, works well.",
     "Our kids love it and our dog ignores it.",  # a buyer's "our"
+    "It works well with all our apple products.",  # a household's products
+    "Our other brand of plug always malfunctioned.",
+    "I purchased this one for our business.",
+    "The customers who bought it first were lucky.",  # not "the customer's"
     "Customer service was quick to replace it.",
     "I was happy to find a case that fits.",  # happy, but not to help anyone
     "You will be glad you bought it.",  # a buyer to other buyers
